@@ -1,0 +1,306 @@
+"""The `edgebuild` command line.
+
+    edgebuild RECIPE [key=value ...] [-m] [-j N] [--dry-run] [--explain] [--cache DIR] [--debug]
+    edgebuild graph RECIPE [--format dot|mermaid]
+    edgebuild schema [recipe|target]
+    edgebuild gc [--cache DIR]
+    edgebuild targets
+    edgebuild flash RECIPE --port PORT [--print] [key=value ...]
+    edgebuild export RECIPE --arduino DIR [key=value ...]
+
+Errors a user can cause print one message (file, field, fix) and exit 2, with no traceback unless
+--debug. Imports stay light: a no-op rebuild must not pay for numpy, onnx, Hydra or SCons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from edgebuild.errors import EdgebuildError
+
+SUBCOMMANDS = ("build", "graph", "schema", "gc", "targets", "flash", "export")
+DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "rules" / "pipeline.yaml"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", type=Path, default=None,
+                   help="cache folder (default: $EDGEBUILD_CACHE or ./cache)")
+    p.add_argument("--pipeline", type=Path, default=None, help="rule DAG file (default: rules/pipeline.yaml)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="edgebuild", description="Build verified MCU firmware from a model recipe.")
+    sub = top.add_subparsers(dest="command")
+
+    b = sub.add_parser("build", help="build a recipe (the default command)")
+    b.add_argument("recipe", help="recipe YAML, e.g. recipes/mnist_uno.yaml")
+    b.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, target=NAME")
+    b.add_argument("-m", "--multirun", action="store_true", help="sweep: comma-separated values run every combination")
+    b.add_argument("-j", "--jobs", type=int, default=1, help="rules run in parallel")
+    b.add_argument("-n", "--dry-run", action="store_true", help="print what would run and why; change nothing")
+    b.add_argument("--explain", action="store_true", help="print why each rule ran")
+    b.add_argument("--build-dir", type=Path, default=None, help="outputs folder (default: build/<recipe name>)")
+    _common(b)
+
+    g = sub.add_parser("graph", help="print the rule DAG")
+    g.add_argument("recipe", nargs="?", help="recipe (rules it skips are marked)")
+    g.add_argument("overrides", nargs="*")
+    g.add_argument("--format", choices=("dot", "mermaid"), default="dot")
+    _common(g)
+
+    s = sub.add_parser("schema", help="print the JSON schema of recipes or targets")
+    s.add_argument("which", nargs="?", choices=("recipe", "target"), default="recipe")
+    s.add_argument("--debug", action="store_true")
+
+    c = sub.add_parser("gc", help="remove cache entries no build references")
+    _common(c)
+
+    t = sub.add_parser("targets", help="list the boards and whether their tools are installed")
+    t.add_argument("--debug", action="store_true")
+
+    f = sub.add_parser("flash", help="build, then flash the firmware with avrdude")
+    f.add_argument("recipe")
+    f.add_argument("overrides", nargs="*")
+    f.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
+    f.add_argument("--programmer", default=None, help="avrdude programmer id (default: the target's)")
+    f.add_argument("--print", dest="print_only", action="store_true", help="print the avrdude command only")
+    _common(f)
+
+    e = sub.add_parser("export", help="build, then write an Arduino library")
+    e.add_argument("recipe")
+    e.add_argument("overrides", nargs="*")
+    e.add_argument("--arduino", type=Path, required=True, help="destination folder of the library")
+    _common(e)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
+        argv.insert(0, "build")
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except EdgebuildError as e:
+        if getattr(args, "debug", False):
+            import traceback
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+def _cache_dir(args) -> Path:
+    return Path(args.cache or os.environ.get("EDGEBUILD_CACHE") or "cache")
+
+
+def _engine(args, jobs: int = 1):
+    from edgebuild.engine import Engine, load_pipeline
+
+    return Engine(load_pipeline(args.pipeline or DEFAULT_PIPELINE), cache_dir=_cache_dir(args), jobs=jobs)
+
+
+def _load(args, overrides=None) -> dict:
+    from edgebuild.config import load_recipe
+
+    return load_recipe(args.recipe, list(args.overrides if overrides is None else overrides),
+                       cache_dir=_cache_dir(args))
+
+
+def _run_build(args, config: dict, *, label: str, build_dir: Path, jobs: int = 1,
+               dry_run: bool = False, explain: bool = False, only: list[str] | None = None):
+    """One build of one composed recipe; publishes report.json/html at the top of build_dir."""
+    eng = _engine(args, jobs)
+    res = eng.build(config, label=label, build_dir=None if dry_run else build_dir,
+                    dry_run=dry_run, explain=explain, only=only)
+    if not res.ok:
+        err = res.error
+        if isinstance(err, EdgebuildError):
+            wrapped = EdgebuildError(f"rule '{res.failed_rule}' failed:\n{err}")
+            wrapped.exit_code = err.exit_code
+            raise wrapped from err
+        if getattr(args, "debug", False) and err is not None:
+            import traceback
+            traceback.print_exception(err)
+        raise _InternalError(f"rule '{res.failed_rule}' failed with {type(err).__name__}: {err}")
+    if not dry_run and "report" in res.rules and res.rules["report"].output_dir is not None:
+        _publish_report(res, build_dir)
+    return res
+
+
+class _InternalError(EdgebuildError):
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message, fix="this is a bug in edgebuild: rerun with --debug and report the traceback")
+
+
+def _publish_report(res, build_dir: Path) -> None:
+    src = res.rules["report"].output_dir
+    report = json.loads((src / "report.json").read_text())
+    report["stages"] = {name: {"status": r.status, "seconds": round(r.seconds, 3), "key": r.key}
+                        for name, r in res.rules.items()}
+    build_dir.mkdir(parents=True, exist_ok=True)
+    tmp = build_dir / ".report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, build_dir / "report.json")
+    shutil.copyfile(src / "report.html", build_dir / "report.html")
+
+
+def _summary(build_dir: Path) -> None:
+    path = build_dir / "report.json"
+    if not path.exists():
+        return
+    r = json.loads(path.read_text())
+    acc, mem, lat, ver = r.get("accuracy", {}), r.get("memory", {}), r.get("latency", {}), r.get("verify", {})
+
+    def pct(v):
+        return "—" if v is None else f"{100 * v:.1f}%"
+
+    lines = [
+        f"{r.get('recipe')} on {r.get('target')}: accuracy float {pct(acc.get('float'))}, "
+        f"int8 {pct(acc.get('int8_host'))}, device {pct(acc.get('device'))} on {acc.get('samples')} samples",
+        f"  flash {mem.get('flash_bytes')}/{mem.get('flash_limit')} B, SRAM peak {mem.get('sram_peak_bytes')}/"
+        f"{mem.get('sram_limit')} B, EEPROM {mem.get('eeprom_bytes')}/{mem.get('eeprom_limit')} B",
+        f"  {lat.get('cycles') and round(lat['cycles'])} cycles/inference"
+        + (f" ({lat['ms']:.2f} ms)" if lat.get("ms") else "")
+        + f", bit-exact {ver.get('bit_exact')}/{ver.get('samples')}",
+        f"  report: {build_dir / 'report.html'}",
+    ]
+    print("\n".join(lines), file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------- commands
+
+def cmd_build(args) -> int:
+    if args.multirun:
+        return _multirun(args)
+    config = _load(args)
+    build_dir = args.build_dir or Path("build") / config["name"]
+    _run_build(args, config, label=config["name"], build_dir=build_dir, jobs=args.jobs,
+               dry_run=args.dry_run, explain=args.explain)
+    if not args.dry_run:
+        _summary(build_dir)
+    return 0
+
+
+def _multirun(args) -> int:
+    """Sweep: every combination of comma-separated override values is one build sharing one cache."""
+    from edgebuild.sweep import expand_sweep, point_name
+
+    points = expand_sweep(args.overrides)
+    failures = 0
+    for i, overrides in enumerate(points, 1):
+        config = _load(args, overrides)
+        name = point_name(overrides)
+        build_dir = (args.build_dir or Path("build") / config["name"]) / name
+        print(f"[{i}/{len(points)}] {config['name']} {' '.join(overrides) or '(defaults)'}", file=sys.stderr)
+        try:
+            _run_build(args, config, label=f"{config['name']}/{name}", build_dir=build_dir, jobs=args.jobs,
+                       dry_run=args.dry_run, explain=args.explain)
+        except EdgebuildError as e:
+            failures += 1
+            print(f"  point failed: {e}", file=sys.stderr)
+            continue
+        if not args.dry_run:
+            _summary(build_dir)
+    print(f"sweep: {len(points) - failures} of {len(points)} points built", file=sys.stderr)
+    return 0 if failures == 0 else 2
+
+
+def cmd_graph(args) -> int:
+    from edgebuild.engine import load_pipeline
+
+    pipe = load_pipeline(args.pipeline or DEFAULT_PIPELINE)
+    print(pipe.to_dot() if args.format == "dot" else pipe.to_mermaid())
+    return 0
+
+
+def cmd_schema(args) -> int:
+    if args.which == "recipe":
+        from edgebuild.recipe import Recipe as model
+    else:
+        from edgebuild.targets import Target as model
+    print(json.dumps(model.model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_gc(args) -> int:
+    stats = _engine(args).gc()
+    print(", ".join(f"{k}: {v}" for k, v in stats.items()))
+    return 0
+
+
+def cmd_targets(args) -> int:
+    import yaml
+
+    from edgebuild.config import REPO_ROOT
+
+    for path in sorted((REPO_ROOT / "targets").glob("*.yaml")):
+        t = yaml.safe_load(path.read_text())
+        mems = ", ".join(f"{m} {spec['size']:,} B" for m, spec in t.get("memories", {}).items())
+        cc = t.get("toolchain", {}).get("cc")
+        sim = t.get("simulator", {}).get("kind")
+        sim_tool = {"simavr": "simavr", "qemu": "qemu-system-arm"}.get(sim)
+        have_cc = "yes" if cc and shutil.which(cc) else "no"
+        have_sim = "n/a" if sim_tool is None else ("yes" if shutil.which(sim_tool) else "no")
+        print(f"{t['name']:<10} {t.get('mcu', ''):<12} {mems}")
+        print(f"{'':<10} toolchain {cc}: {have_cc}; simulator {sim}: {have_sim}")
+    return 0
+
+
+def _firmware_build(args) -> tuple[dict, Path]:
+    config = _load(args)
+    build_dir = Path("build") / config["name"]
+    _run_build(args, config, label=config["name"], build_dir=build_dir, only=["firmware"])
+    return config, build_dir / "firmware"
+
+
+def cmd_flash(args) -> int:
+    from edgebuild.firmware.flash import avrdude_command, flash
+
+    config, fw = _firmware_build(args)
+    info = json.loads((fw / "firmware.json").read_text())
+    hex_path = fw / info["hex"]
+    eep = fw / info["eep"] if info.get("eep") else None
+    cmd = avrdude_command(config["target"], hex_path, port=args.port, eep=eep, programmer=args.programmer)
+    if args.print_only:
+        import shlex
+        print(shlex.join(cmd))
+        return 0
+    flash(config["target"], hex_path, port=args.port, eep=eep, programmer=args.programmer)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from edgebuild import __version__
+    from edgebuild.firmware.flash import export_arduino
+
+    config = _load(args)
+    build_dir = Path("build") / config["name"]
+    _run_build(args, config, label=config["name"], build_dir=build_dir, only=["codegen"])
+    sources = sorted(p for p in (build_dir / "codegen").rglob("*") if p.is_file())
+    dest = export_arduino(sources, args.arduino, name=f"edgebuild_{config['name']}", version=__version__,
+                          target=config["target"])
+    print(dest)
+    return 0
+
+
+_COMMANDS = {"build": cmd_build, "graph": cmd_graph, "schema": cmd_schema, "gc": cmd_gc,
+             "targets": cmd_targets, "flash": cmd_flash, "export": cmd_export}
+
+if __name__ == "__main__":
+    sys.exit(main())

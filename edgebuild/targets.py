@@ -1,0 +1,82 @@
+"""Board definitions (targets/*.yaml) as a pydantic schema.
+
+A board is data: stages read these fields and never test a board's name. Adding a board of an
+existing architecture is one YAML file.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Memory(_Strict):
+    size: int = Field(gt=0, description="Capacity in bytes.")
+    reserved: int = Field(0, ge=0, description="Bytes not available to the firmware (e.g. a bootloader).")
+    base: int | None = Field(None, ge=0, description="Base address of the memory, where the architecture needs it.")
+    attribute: str | None = Field(
+        None, description="How generated C places constant data here: progmem, eemem, const.")
+
+    @property
+    def usable(self) -> int:
+        return self.size - self.reserved
+
+
+class Toolchain(_Strict):
+    cc: str = Field(description="C compiler executable, e.g. avr-gcc or gcc.")
+    objcopy: str | None = Field(None, description="objcopy executable (.hex/.eep generation).")
+    size: str | None = Field(None, description="size executable used for the memory report.")
+    apt: list[str] = Field(default_factory=list, description="Debian packages that provide the toolchain.")
+    cflags: list[str] = Field(default_factory=list, description="Compiler flags.")
+    ldflags: list[str] = Field(default_factory=list, description="Linker flags.")
+
+
+class Simulator(_Strict):
+    kind: Literal["simavr", "native", "qemu"] = Field(description="How firmware is run for verification.")
+    mcu: str | None = Field(None, description="Part name the simulator knows (simavr -m).")
+    apt: list[str] = Field(default_factory=list, description="Debian packages that provide the simulator.")
+
+
+class Programmer(_Strict):
+    tool: Literal["avrdude", "none"] = Field("none", description="Flashing tool.")
+    part: str | None = Field(None, description="avrdude part id (-p), e.g. m328p.")
+    protocol: str | None = Field(None, description="avrdude programmer id (-c), e.g. arduino.")
+    baud: int | None = Field(None, gt=0, description="Bootloader baud rate (-b).")
+
+
+class Uart(_Strict):
+    baud: int = Field(115200, gt=0, description="UART baud rate of the verification link.")
+
+
+class Energy(_Strict):
+    supply_v: float = Field(gt=0, description="Supply voltage in volts.")
+    active_current_ma: float = Field(ge=0, description="Active-mode current at f_cpu in mA.")
+    cycles_per_access: dict[str, float] = Field(
+        default_factory=dict, description="Cycles per byte read, per memory (flash, sram, eeprom).")
+
+
+class Target(_Strict):
+    name: str = Field(description="Board id, the file name under targets/ without .yaml.")
+    description: str = Field("", description="Human-readable board description.")
+    arch: Literal["avr", "host", "arm"] = Field(description="Instruction-set family; selects the codegen backend.")
+    mcu: str = Field(description="Microcontroller part (avr-gcc -mmcu), or 'native'.")
+    f_cpu: int = Field(ge=0, description="Clock frequency in Hz (0 for the host).")
+    memories: dict[Literal["flash", "sram", "eeprom", "external"], Memory] = Field(
+        description="Memories by medium; flash and sram are required.")
+    toolchain: Toolchain
+    simulator: Simulator
+    programmer: Programmer = Field(default_factory=Programmer)
+    uart: Uart = Field(default_factory=Uart)
+    energy: Energy
+
+    @model_validator(mode="after")
+    def _needs_flash_and_sram(self):
+        missing = [m for m in ("flash", "sram") if m not in self.memories]
+        if missing:
+            raise ValueError(f"memories must declare {', '.join(missing)}")
+        return self
