@@ -1,0 +1,195 @@
+"""The human report: one self-contained HTML page rendered from the report.json dict.
+
+Every value is looked up defensively: a missing key, a ``None`` or a missing section renders as
+"—" and drops the plot that needed it; the page is still produced.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from edgebuild.report import plots
+from edgebuild.report.json_io import atomic_write_text
+
+DASH = "—"
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+def _get(d, *keys):
+    """``d[k1][k2]...`` or None when any level is missing or not a dict."""
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def fmt_int(v) -> str:
+    """``12,345`` for numbers, "—" for None, the text itself otherwise."""
+    if v is None:
+        return DASH
+    return f"{round(v):,}" if _is_num(v) else str(v)
+
+
+def fmt_float(v, digits: int = 2, unit: str = "") -> str:
+    """Fixed-point number with optional unit, "—" for None."""
+    if v is None:
+        return DASH
+    return f"{v:,.{digits}f}{unit}" if _is_num(v) else str(v)
+
+
+def fmt_pct(v) -> str:
+    """An accuracy given as a fraction in [0, 1] shown as a percentage."""
+    return fmt_float(v * 100, 2, " %") if _is_num(v) else fmt_float(v)
+
+
+def fmt_bool(v) -> str:
+    """yes / no / —."""
+    return DASH if v is None else ("yes" if v else "no")
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+def _memory_rows(mem: dict | None) -> list[dict]:
+    rows = []
+    for label, used_key, limit_key in (("flash", "flash_bytes", "flash_limit"),
+                                       ("SRAM (static)", "sram_static_bytes", "sram_limit"),
+                                       ("SRAM (peak, with stack)", "sram_peak_bytes", "sram_limit"),
+                                       ("EEPROM", "eeprom_bytes", "eeprom_limit")):
+        used, limit = _get(mem, used_key), _get(mem, limit_key)
+        pct = 100 * used / limit if _is_num(used) and _is_num(limit) and limit > 0 else None
+        rows.append({"label": label, "used": fmt_int(used), "limit": fmt_int(limit),
+                     "pct": fmt_float(pct, 1, " %"), "bar": min(pct, 100) if pct is not None else 0,
+                     "over": pct is not None and pct > 100})
+    return rows
+
+
+def _capacities(report: dict, media) -> dict[str, int | None]:
+    caps = {}
+    for medium in media:
+        limit = _get(report, "memory", f"{medium}_limit")
+        caps[medium] = limit if _is_num(limit) and limit > 0 else None
+    return caps
+
+
+def _fallback_map(mem: dict | None) -> list[dict]:
+    """Without a memory_map, draw one 'used' segment per medium from the totals."""
+    rows = []
+    for medium, key in (("flash", "flash_bytes"), ("sram", "sram_peak_bytes"),
+                        ("eeprom", "eeprom_bytes")):
+        used = _get(mem, key)
+        if _is_num(used):
+            rows.append({"name": "used", "medium": medium, "offset": 0, "nbytes": used, "kind": "used"})
+    return rows
+
+
+def _images(report: dict) -> dict[str, str | None]:
+    rows = [r for r in (_get(report, "memory_map") or []) if isinstance(r, dict)]
+    rows = rows or _fallback_map(_get(report, "memory"))
+    images: dict[str, str | None] = {"memory": None, "layers": None, "arena": None}
+    if rows:
+        segments = plots.memory_map_segments(rows)
+        images["memory"] = _b64(plots.memory_map_png(segments, _capacities(report, segments)))
+    acts = [r for r in rows if r.get("kind") == "activation"
+            and r.get("first") is not None and r.get("last") is not None]
+    if acts:
+        base = min(int(r["offset"]) for r in acts)
+        extent = max(int(r["offset"]) + int(r["nbytes"]) for r in acts) - base
+        images["arena"] = _b64(plots.arena_png(acts, extent))
+    layers = [layer for layer in (_get(report, "layers") or []) if isinstance(layer, dict)]
+    if layers:
+        images["layers"] = _b64(plots.layers_png(layers))
+    return images
+
+
+def _layer_rows(layers) -> list[dict]:
+    rows = []
+    for layer in layers or []:
+        if not isinstance(layer, dict):
+            continue
+        macs, cycles = layer.get("macs"), layer.get("cycles")
+        per_mac = cycles / macs if _is_num(cycles) and _is_num(macs) and macs else None
+        rows.append({"name": layer.get("name", DASH), "op": layer.get("op", DASH),
+                     "macs": fmt_int(macs), "params": fmt_int(layer.get("params")),
+                     "cycles": fmt_int(cycles), "per_mac": fmt_float(per_mac, 2)})
+    return rows
+
+
+def _stage_rows(stages) -> list[dict]:
+    if not isinstance(stages, dict):
+        return []
+    rows = []
+    for name, s in stages.items():
+        s = s if isinstance(s, dict) else {}
+        key = s.get("key")
+        rows.append({"name": name, "status": s.get("status") or DASH,
+                     "seconds": fmt_float(s.get("seconds"), 2, " s"),
+                     "key": str(key)[:12] if key else DASH, "full_key": str(key or "")})
+    return rows
+
+
+def _artifact_rows(artifacts) -> list[tuple[str, str]]:
+    if not isinstance(artifacts, dict):
+        return []
+    rows = []
+    for name, value in artifacts.items():
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value) or DASH
+        rows.append((name, DASH if value is None else str(value)))
+    return rows
+
+
+def build_context(report: dict) -> dict:
+    """All strings and images the template needs; no formatting happens in the template."""
+    acc = _get(report, "accuracy")
+    drop = None
+    if _is_num(_get(acc, "float")) and _is_num(_get(acc, "int8_host")):
+        drop = fmt_float(100 * (acc["int8_host"] - acc["float"]), 2, " pp")
+    return {
+        "recipe": _get(report, "recipe") or DASH,
+        "target": _get(report, "target") or DASH,
+        "model": [("parameters", fmt_int(_get(report, "model", "params"))),
+                  ("MACs per inference", fmt_int(_get(report, "model", "macs")))],
+        "dataset": [("source", fmt_int(_get(report, "dataset", "source"))),
+                    ("train", fmt_int(_get(report, "dataset", "train"))),
+                    ("validation", fmt_int(_get(report, "dataset", "val"))),
+                    ("test", fmt_int(_get(report, "dataset", "test")))],
+        "accuracy": [("float (host)", fmt_pct(_get(acc, "float"))),
+                     ("int8 (host reference)", fmt_pct(_get(acc, "int8_host"))),
+                     ("int8 − float", drop or DASH),
+                     ("device (simulator)", fmt_pct(_get(acc, "device"))),
+                     ("samples", fmt_int(_get(acc, "samples")))],
+        "latency": [("cycles per inference", fmt_int(_get(report, "latency", "cycles"))),
+                    ("milliseconds", fmt_float(_get(report, "latency", "ms"), 3, " ms")),
+                    ("cycles per MAC", fmt_float(_get(report, "latency", "cycles_per_mac"), 2))],
+        "verify": [("samples compared", fmt_int(_get(report, "verify", "samples"))),
+                   ("bit-exact with the int8 reference", fmt_bool(_get(report, "verify", "bit_exact")))],
+        "bit_exact": _get(report, "verify", "bit_exact"),
+        "memory": _memory_rows(_get(report, "memory")),
+        "stages": _stage_rows(_get(report, "stages")),
+        "layers": _layer_rows(_get(report, "layers")),
+        "artifacts": _artifact_rows(_get(report, "artifacts")),
+        "images": _images(report),
+    }
+
+
+def render_html(report: dict, out_path: Path) -> Path:
+    """Write the self-contained HTML report for ``report`` to ``out_path`` and return the path.
+
+    The file is written atomically (temporary file + rename) so a crash never leaves half a page.
+    """
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    context = build_context(report if isinstance(report, dict) else {})
+    html = env.get_template("report.html.j2").render(**context)
+    return atomic_write_text(Path(out_path), html)
