@@ -1,0 +1,5 @@
+"""Simulation stage: run firmware on simulated devices."""
+
+from edgebuild.sim.simavr import run_simavr
+
+__all__ = ["run_simavr"]
