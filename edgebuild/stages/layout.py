@@ -29,6 +29,6 @@ def run(ctx):
         pins=p["storage"]["pins"], policy=p["storage"]["policy"],
         # The caller owns the model's input and output buffers: they live in SRAM too.
         reserved={"sram": qm.input_size + qm.output_size},
-        source=f"layout for {p['mcu']}",
+        source=f"recipe '{p['recipe']}'", target=p["mcu"],
     )
     write_json(ctx.out / "plan.json", plan.to_json())

@@ -1,0 +1,57 @@
+"""verify: run the device firmware in the target's simulator on held-out test vectors and compare
+every output byte with the numpy int8 reference; measure cycles and the stack high-water mark."""
+
+from __future__ import annotations
+
+from edgebuild.errors import BudgetError, VerificationError
+from edgebuild.stages.common import read_json, write_json
+from edgebuild.stages.firmware import first_mismatch
+
+
+def run(ctx):
+    import numpy as np
+
+    p = ctx.params
+    fw_dir = ctx.inputs["fw"]
+    fw = read_json(fw_dir / "firmware.json")
+    vec = np.load(ctx.inputs["q"] / "vectors.npz")
+    n = min(p["samples"], len(vec["inputs"]))
+    inputs, ref, labels = vec["inputs"][:n], vec["outputs"][:n], vec["labels"][:n]
+    kind = p["simulator"]["kind"]
+    ctx.progress(f"{kind}: {n} samples")
+    result: dict = {"simulator": kind, "samples": int(n)}
+    if kind == "simavr":
+        from edgebuild.sim import run_simavr
+
+        sim = run_simavr(fw_dir / fw["elf"], mcu=p["simulator"].get("mcu") or p["mcu"], f_cpu=p["f_cpu"],
+                         inputs=inputs, output_size=ref.shape[1], baud=p["uart"]["baud"], workdir=ctx.tmp)
+        got = sim["outputs"]
+        cycles = np.asarray(sim["cycles"], dtype=np.int64)
+        result.update(cycles_mean=float(cycles.mean()), cycles_min=int(cycles.min()), cycles_max=int(cycles.max()),
+                      sim_cycles_mean=float(np.mean(sim["sim_cycles"])) if "sim_cycles" in sim else None,
+                      stack_bytes=int(sim["stack_bytes"]), sim_mhz=sim.get("sim_mhz"),
+                      wall_seconds=sim["wall_seconds"])
+        sram_limit = p["memories"]["sram"]["size"]
+        peak = fw["size"]["sram_static_bytes"] + sim["stack_bytes"]
+        if peak > sram_limit:
+            raise BudgetError(f"SRAM peak measured in simavr is {peak:,} bytes (static "
+                              f"{fw['size']['sram_static_bytes']:,} + stack {sim['stack_bytes']:,}), limit "
+                              f"{sram_limit:,}: short by {peak - sram_limit:,} bytes",
+                              shortfalls={"sram": {"need": peak, "limit": sram_limit, "shortfall": peak - sram_limit}},
+                              fix="compress the model, move tensors out of SRAM, or pick a larger target")
+    elif kind == "native":
+        from edgebuild.firmware import run_host
+
+        got = run_host(fw_dir / fw["exe"], inputs, output_size=ref.shape[1], workdir=ctx.tmp)
+        result.update(cycles_mean=None, stack_bytes=None)
+    else:
+        raise VerificationError(f"no runner for simulator '{kind}'", field="target.simulator.kind",
+                                fix="use a target whose simulator is simavr or native")
+    exact = int((got == ref).all(axis=1).sum())
+    result.update(bit_exact=exact, accuracy=float((got.argmax(1) == labels).mean()))
+    np.save(ctx.out / "outputs.npy", got)
+    write_json(ctx.out / "verify.json", result)
+    if exact != n:
+        raise VerificationError(f"device outputs differ from the int8 reference: {first_mismatch(got, ref)}",
+                                fix="a codegen or toolchain bug: rerun with --debug and report it")
+    ctx.log(f"{exact}/{n} bit-exact, device accuracy {result['accuracy']:.4f}")
