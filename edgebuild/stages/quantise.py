@@ -33,7 +33,7 @@ def run(ctx):
     ref = qm.run(xq)
     float_pred = float_logits.argmax(1)
     int8_pred = ref.argmax(1)
-    np.savez(ctx.out / "vectors.npz", inputs=xq, outputs=ref, labels=y.astype(np.int64),
+    np.savez(ctx.out / "vectors.npz", inputs=xq.reshape(len(xq), -1), outputs=ref, labels=y.astype(np.int64),
              float_pred=float_pred.astype(np.int64))
     metrics = {
         "test_samples": int(len(y)),

@@ -1,0 +1,235 @@
+"""Render a QModel + memory plan into portable C99.
+
+Files: ``edgebuild_model.h`` (API + size/quantisation macros), ``edgebuild_model.c`` (one
+kernel instance per fused layer with compile-time constants, ``model_run``),
+``edgebuild_weights.h`` (constant tables with their medium's storage attribute, read in place),
+``edgebuild_platform.h`` (medium access and MAC macros for ``arch``).
+
+Kernel design (templates/kernels.c.j2): conv windows that lie fully inside the input (ranges
+computed here, at generation time) run an unrolled pointer-incrementing dot product with the
+input zero point folded into the bias; border windows copy one channel's valid taps into a
+KH*KW patch pre-filled with the zero point and run the same dot product (exact). A fused
+MaxPool takes the max of accumulators and requantises once. On AVR the MAC is an inline-asm
+``ld / lpm Z+ / muls`` sequence, two taps summed in int16 before one sign-extended 32-bit add
+(weights in [-127, 127] keep the pair sum within int16).
+
+Every name that reaches C goes through ``edgebuild.model.c_identifier``; ONNX names never
+appear verbatim in the output (not even in comments).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgebuild.errors import ConfigError, ModelError
+
+ARCHES = ("avr", "host", "arm")
+MEDIA = ("flash", "sram", "eeprom")
+CTYPES = {"int8": "int8_t", "int32": "int32_t"}
+MACROS = {"conv": "conv", "dense": "dense", "maxpool": "pool", "avgpool": "pool", "add": "add",
+          "concat": "concat", "lut": "lut"}
+
+
+def _env():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
+
+
+def _float_literal(v: float) -> str:
+    return f"{float(v):.9g}f" if "e" in f"{float(v):.9g}" or "." in f"{float(v):.9g}" \
+        else f"{float(v):.9g}.0f"
+
+
+def _rows(arr: np.ndarray, per_row: int = 16) -> list[str]:
+    flat = [str(int(v)) for v in arr.reshape(-1)]
+    if arr.dtype == np.int32:  # long literals (int is 16-bit on AVR); INT32_MIN spelled safely
+        flat = [f"{v}L" if int(v) != -2 ** 31 else "(-2147483647L - 1)" for v in flat]
+    return [", ".join(flat[i:i + per_row]) + "," for i in range(0, len(flat), per_row)]
+
+
+def _geometry_consts(a: dict, prefix: str = "") -> dict:
+    return {prefix + "KH": a["kernel"][0], prefix + "KW": a["kernel"][1],
+            prefix + "SH": a["strides"][0], prefix + "SW": a["strides"][1],
+            prefix + "DH": a["dilations"][0], prefix + "DW": a["dilations"][1],
+            prefix + "PT": a["pads"][0], prefix + "PL": a["pads"][1],
+            prefix + "PB": a["pads"][2], prefix + "PR": a["pads"][3]}
+
+
+def _interior(n: int, on: int, k: int, stride: int, dil: int, pad: int) -> tuple[int, int]:
+    """Output index range [o0, o1) whose windows lie fully inside an input of size n."""
+    o0 = -(-pad // stride)
+    o1 = (n - 1 - (k - 1) * dil + pad) // stride + 1
+    o0, o1 = min(max(o0, 0), on), min(max(o1, 0), on)
+    return o0, max(o0, o1)
+
+
+def _dot_ops(kh: int, kw: int, rowstep: int) -> list[tuple[str, int]]:
+    """Unrolled MAC sequence over one channel's KH x KW window (input pointer post-increments).
+
+    Taps are paired ("pair": adjacent; "pairstep": a row change of 1..63 bytes in between);
+    ("step", n) advances the input pointer; every row ends with a ROWSTEP advance overall.
+    """
+    gaps = [rowstep if (i + 1) % kw == 0 else 0 for i in range(kh * kw)]  # after tap i
+    ops, i, n = [], 0, kh * kw
+    while i < n:
+        if i + 1 < n and (gaps[i] == 0 or 0 < gaps[i] <= 63):
+            ops.append(("pair", 0) if gaps[i] == 0 else ("pairstep", gaps[i]))
+            i += 2
+        else:
+            ops.append(("single", 0))
+            i += 1
+        if gaps[i - 1]:
+            ops.append(("step", gaps[i - 1]))
+    return ops
+
+
+def _layer_consts(lay: dict, qm) -> dict:
+    """Compile-time constants of one layer, as consumed by templates/kernels.c.j2."""
+    q, a, kind = lay["q"], lay["attrs"], lay["kind"]
+    base = {"ZO": q["zp_out"], "LO": q["act_min"], "HI": q["act_max"]}
+    if kind == "conv":
+        c, h, w = lay["in_shapes"][0]
+        co = lay["out_shape"][0]
+        oh, ow = a.get("conv_out", lay["out_shape"][1:])
+        cpg = c // a["groups"]
+        kh, kw = a["kernel"]
+        d = dict(base, **_geometry_consts(a), C=c, H=h, W=w, HW=h * w, CO=co, OH=oh, OW=ow,
+                 CPG=cpg, OPG=co // a["groups"], KHKW=kh * kw, KSIZE=cpg * kh * kw,
+                 ZP=q["zp_in"], POOL="pool" in a)
+        d["OY0"], d["OY1"] = _interior(h, oh, kh, d["SH"], d["DH"], d["PT"])
+        d["OX0"], d["OX1"] = _interior(w, ow, kw, d["SW"], d["DW"], d["PL"])
+        row = d["DH"] * w
+        d["ROWSTEP"] = row - kw if d["DW"] == 1 else row
+        d["CHSTEP"] = h * w - kh * row
+        d["DOT_OPS"] = _dot_ops(kh, kw, d["ROWSTEP"]) if d["DW"] == 1 and kh * kw <= 25 else None
+        if "pool" in a:
+            d.update(_geometry_consts(a["pool"], "P"), POH=lay["out_shape"][1],
+                     POW=lay["out_shape"][2])
+            # every pool window inside the conv output: no per-window range computation
+            d["POOL_FULL"] = (d["PPT"] == 0 and d["PPL"] == 0
+                              and (d["POH"] - 1) * d["PSH"] + d["PKH"] <= oh
+                              and (d["POW"] - 1) * d["PSW"] + d["PKW"] <= ow)
+        return d
+    if kind == "dense":
+        return dict(base, IN=lay["in_shapes"][0][0], OUT=lay["out_shape"][0])
+    if kind in ("maxpool", "avgpool"):
+        c, h, w = lay["in_shapes"][0]
+        return dict(base, **_geometry_consts(a), C=c, H=h, W=w, HW=h * w, OH=lay["out_shape"][1],
+                    OW=lay["out_shape"][2], ZP=q["zp_in"], INCLUDE_PAD=a.get("include_pad", 0))
+    n = int(np.prod(lay["out_shape"]))
+    if kind == "add":
+        return dict(base, N=n, Z0=q["zp_in"][0], Z1=q["zp_in"][1], A0=q["a"][0], A1=q["a"][1],
+                    M=q["mult"], R=q["shift"])
+    if kind == "concat":
+        axis = a["axis"]
+        parts = [{"INNER": int(np.prod(s[axis:])), "Z": z, "M": m, "R": r}
+                 for s, z, m, r in zip(lay["in_shapes"], q["zp_in"], q["mult"], q["shift"])]
+        return dict(base, OUTER=int(np.prod(lay["out_shape"][:axis])), PARTS=parts)
+    return dict(base, N=n)
+
+
+def _check_limits(qmodel, arch: str) -> None:
+    """Reject what the kernels cannot run: weights of -128 (the AVR MAC pairs two products in
+    int16), kernels of >255 taps, and on AVR tensors of >32767 elements (16-bit indices)."""
+    for lay in qmodel.layers:
+        a = lay["attrs"]
+        w = qmodel.arrays[lay["tables"]["weight"]] if "weight" in lay["tables"] else None
+        if w is not None and w.size and int(w.min()) < -127:
+            raise ModelError(f"layer '{lay['name']}' has int8 weights of -128; the kernels need "
+                             "[-127, 127]", field=lay["name"], fix="re-run the quantise stage")
+        if lay["kind"] == "conv" and a["kernel"][0] * a["kernel"][1] > 255:
+            raise ModelError(f"layer '{lay['name']}': kernel {a['kernel']} has more than 255 taps",
+                             field=lay["name"], fix="use kernels of at most 255 taps")
+        if arch == "avr":
+            sizes = [int(np.prod(s)) for s in lay["in_shapes"]] + [int(np.prod(lay["out_shape"]))]
+            sizes += [qmodel.arrays[t].size for t in lay["tables"].values()]
+            if max(sizes) > 32767:
+                raise ModelError(f"layer '{lay['name']}' has a tensor of {max(sizes)} elements; "
+                                 "AVR kernels index with 16-bit integers", field=lay["name"],
+                                 fix="use smaller layers for AVR targets")
+
+
+def _placement(plan_map, name: str, what: str):
+    try:
+        return plan_map[name]
+    except KeyError:
+        raise ConfigError(f"the memory plan has no placement for {what} '{name}'",
+                          field=f"plan.{what}", fix="re-run the layout stage for this model")
+
+
+def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
+    """Write edgebuild_model.h/.c, edgebuild_weights.h and edgebuild_platform.h to ``out_dir``.
+
+    ``plan.weights[name].medium`` selects each table's storage; ``plan.activations[name].offset``
+    places intermediate tensors in the ``plan.arena_size`` byte arena. Returns the paths written.
+    """
+    from edgebuild.model import c_identifier
+
+    if arch not in ARCHES:
+        raise ConfigError(f"unknown arch '{arch}'", field="arch", fix=f"use one of {ARCHES}")
+    _check_limits(qmodel, arch)
+    taken: set[str] = {"model_run", "input", "output", "eb_arena", "eb_krange", "eb_requant",
+                       "eb_int"}
+    weights, acts = qmodel.layout_request()
+    tables, ids = [], {}
+    for ent in weights:
+        pl = _placement(plan.weights, ent["name"], "weights")
+        if pl.medium not in MEDIA:
+            raise ConfigError(f"unknown medium '{pl.medium}' for '{ent['name']}'",
+                              field="plan.weights", fix=f"use one of {MEDIA}")
+        arr = qmodel.arrays[ent["name"]]
+        ids[ent["name"]] = {"id": c_identifier("t_" + ent["name"], taken),
+                            "medium": pl.medium.upper()}
+        tables.append(dict(ids[ent["name"]], kind=ent["kind"], layer=ent["layer"],
+                           nbytes=ent["nbytes"], ctype=CTYPES[arr.dtype.name],
+                           count=arr.size, rows=_rows(arr)))
+    arena = int(plan.arena_size)
+    offsets = {}
+    for ent in acts:
+        pl = _placement(plan.activations, ent["name"], "activations")
+        if pl.offset < 0 or pl.offset + ent["nbytes"] > arena:
+            raise ConfigError(f"activation '{ent['name']}' at offset {pl.offset} does not fit the "
+                              f"{arena}-byte arena", field="plan.activations",
+                              fix="re-run the layout stage")
+        offsets[ent["name"]] = pl.offset
+
+    def expr(t: str) -> str:
+        if t == qmodel.input_name:
+            return "input"
+        if t == qmodel.output_name:
+            return "output"
+        return f"(eb_arena + {offsets[t]})"
+
+    layers = []
+    for i, lay in enumerate(qmodel.layers):
+        layers.append({"fn": c_identifier(f"eb_l{i}_{lay['name']}", taken), "kind": lay["kind"],
+                       "macro": MACROS[lay["kind"]], "macs": lay["macs"],
+                       "c": _layer_consts(lay, qmodel),
+                       "t": {k: ids[n] for k, n in lay["tables"].items()},
+                       "in_exprs": [expr(t) for t in lay["inputs"]],
+                       "out_expr": expr(lay["output"])})
+    ctx = {"arch": arch, "layers": layers, "tables": tables, "arena_size": arena,
+           "macs": sum(l["macs"] for l in qmodel.layers),
+           "input_size": qmodel.input_size, "output_size": qmodel.output_size,
+           "input_scale": _float_literal(qmodel.input_scale),
+           "input_zero_point": qmodel.input_zero_point,
+           "output_scale": _float_literal(qmodel.output_scale),
+           "output_zero_point": qmodel.output_zero_point}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = _env()
+    written = []
+    for template, name in (("platform.h.j2", "edgebuild_platform.h"),
+                           ("weights.h.j2", "edgebuild_weights.h"),
+                           ("model.h.j2", "edgebuild_model.h"),
+                           ("model.c.j2", "edgebuild_model.c")):
+        path = out / name
+        path.write_text(env.get_template(template).render(**ctx))
+        written.append(path)
+    return written

@@ -1,0 +1,74 @@
+"""Fixed-point arithmetic shared (bit for bit) by the numpy int8 reference and the C kernels.
+
+Requantisation variant (documented contract, cheaper on AVR than TFLite's two-rounding
+``MultiplyByQuantizedMultiplier``): a real multiplier ``m`` in (0, 1/8] is stored as
+``(M, r)`` with ``M`` an int32 in [2**30, 2**31) (fewer bits only when ``m < 2**-33``) and
+``0 < r <= 31`` so that ``m ~= M * 2**-(32 + r)``. For an int32 accumulator ``acc``::
+
+    hi  = (int32)(((int64)acc * M) >> 32)      # arithmetic shift = floor; byte select on AVR
+    out = (hi + (1 << (r - 1))) >> r           # round half up
+
+which equals ``floor(acc * M / 2**(32+r) + 1/2)`` exactly (one rounding). The caller adds the
+output zero point and clamps to the fused activation range. Callers guarantee ``m <= 1/8`` by
+construction (output scales are floored, add/concat accumulators are pre-scaled).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MAX_MULTIPLIER = 0.125
+
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """Return ``(M, r)`` representing the real multiplier ``0 <= m <= 1/8`` (see module doc)."""
+    if not (0.0 <= m <= MAX_MULTIPLIER):
+        raise ValueError(f"multiplier {m!r} outside [0, {MAX_MULTIPLIER}]")
+    if m == 0.0:
+        return 0, 1
+    frac, exp = math.frexp(m)  # m = frac * 2**exp, frac in [0.5, 1)
+    r = -1 - exp
+    if r > 31:
+        return int(round(m * 2.0 ** 63)), 31
+    mult = int(round(frac * 2.0 ** 31))
+    if mult == 2 ** 31:
+        mult //= 2
+        r -= 1
+    return mult, r
+
+
+def requantize(acc: np.ndarray, mult, shift) -> np.ndarray:
+    """Apply ``(M, r)`` to int accumulators (broadcasting); returns int64 before zero point."""
+    acc = np.asarray(acc, dtype=np.int64)
+    mult = np.asarray(mult, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    hi = (acc * mult) >> 32
+    return (hi + (np.int64(1) << (shift - 1))) >> shift
+
+
+def finish(values: np.ndarray, zero_point: int, lo: int, hi: int) -> np.ndarray:
+    """Add the output zero point and clamp to ``[lo, hi]``; returns int8."""
+    return np.clip(values + zero_point, lo, hi).astype(np.int8)
+
+
+def choose_qparams(rmin: float, rmax: float) -> tuple[float, int]:
+    """Asymmetric int8 (scale, zero_point) for the real range [rmin, rmax] (0 always included)."""
+    rmin, rmax = min(0.0, float(rmin)), max(0.0, float(rmax))
+    if rmax - rmin <= 0.0 or not math.isfinite(rmax - rmin):
+        if not math.isfinite(rmax - rmin):
+            raise ValueError("non-finite activation range")
+        return 1.0 / 255.0, -128
+    scale = (rmax - rmin) / 255.0
+    zero_point = int(np.clip(round(-128 - rmin / scale), -128, 127))
+    return scale, zero_point
+
+
+def symmetric_weights(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Quantise weights (output channel first) to int8 in [-127, 127]; returns (q, scales[c])."""
+    flat = w.reshape(w.shape[0], -1).astype(np.float64)
+    amax = np.abs(flat).max(axis=1) if per_channel else np.full(w.shape[0], np.abs(flat).max())
+    scales = np.where(amax > 0, amax / 127.0, 1.0)
+    q = np.clip(np.round(flat / scales[:, None]), -127, 127).astype(np.int8)
+    return q.reshape(w.shape), scales
