@@ -128,14 +128,13 @@ def _check_yaml(path: Path, display: str) -> dict:
 
 
 def _compose_and_validate(path: Path, overrides: list[str], display: str) -> dict:
-    raw = _check_yaml(path, display)
+    _check_yaml(path, display)
     roots = target_dirs(path)
-    if not any(isinstance(d, dict) and any(k.startswith("targets") for k in d)
-               for d in raw.get("defaults", []) or []):
-        raise ConfigError("the recipe does not pick a board", file=display, field="defaults",
-                          fix="add `defaults: [{targets@target: uno}, _self_]` (boards: "
-                              f"{', '.join(available_targets(path))})")
     config = _hydra_compose(path, overrides, roots, display)
+    if not isinstance(config.get("target"), dict):
+        raise ConfigError("the recipe does not pick a board", file=display, field="defaults",
+                          fix="add `defaults: [{targets@target: uno}, _self_]` or `target=NAME` (boards: "
+                              f"{', '.join(available_targets(path))})")
     config.setdefault("name", path.stem)
     _resolve_paths(config, path.parent)
     validated = _validate(config, display, path)
