@@ -31,9 +31,9 @@ class TrainSpec(_Strict):
     epochs: int = Field(10, ge=1, le=1000, description="Passes over the training split.")
     batch_size: int = Field(32, ge=1, le=4096, description="Minibatch size.")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimiser.")
-    lr: float = Field(0.005, gt=0, description="Learning rate.")
+    lr: float = Field(0.005, gt=0, description="Initial learning rate; it follows a cosine decay to 0 over the run.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only).")
-    weight_decay: float = Field(0.0, ge=0, description="L2 weight decay.")
+    weight_decay: float = Field(0.0, ge=0, description="L2 weight decay (weights, not biases).")
     augment: Augment = Field(default_factory=Augment, description="Training-time augmentation.")
     seed: int = Field(0, description="Seed of initialisation, shuffling and augmentation.")
 

@@ -21,6 +21,10 @@ class Memory(_Strict):
     base: int | None = Field(None, ge=0, description="Base address of the memory, where the architecture needs it.")
     attribute: str | None = Field(
         None, description="How generated C places constant data here: progmem, eemem, const.")
+    data_window: int | None = Field(
+        None, gt=0, description="Constant data must end within this many bytes of the start of "
+                                "the memory to be readable in place (AVR pgm_read_* take 16-bit "
+                                "addresses: 65536). Checked after linking; needs toolchain.nm.")
 
     @property
     def usable(self) -> int:
@@ -31,14 +35,20 @@ class Toolchain(_Strict):
     cc: str = Field(description="C compiler executable, e.g. avr-gcc or gcc.")
     objcopy: str | None = Field(None, description="objcopy executable (.hex/.eep generation).")
     size: str | None = Field(None, description="size executable used for the memory report.")
+    nm: str | None = Field(None, description="nm executable (symbol addresses for memories.*.data_window).")
     apt: list[str] = Field(default_factory=list, description="Debian packages that provide the toolchain.")
     cflags: list[str] = Field(default_factory=list, description="Compiler flags.")
     ldflags: list[str] = Field(default_factory=list, description="Linker flags.")
+    defines: dict[str, str | int] = Field(
+        default_factory=dict, description="Preprocessor macros for device builds (e.g. the register the "
+                                          "harness and the simulator use for timing marks).")
 
 
 class Simulator(_Strict):
     kind: Literal["simavr", "native", "qemu"] = Field(description="How firmware is run for verification.")
     mcu: str | None = Field(None, description="Part name the simulator knows (simavr -m).")
+    machine: str | None = Field(None, description="QEMU machine model (qemu-system-* -M).")
+    executable: str | None = Field(None, description="Simulator executable, e.g. qemu-system-arm.")
     apt: list[str] = Field(default_factory=list, description="Debian packages that provide the simulator.")
 
 
@@ -51,6 +61,9 @@ class Programmer(_Strict):
 
 class Uart(_Strict):
     baud: int = Field(115200, gt=0, description="UART baud rate of the verification link.")
+    driver: Literal["stm32-usart"] | None = Field(
+        None, description="Register interface of the UART (ARM harness; AVR uses UART0).")
+    base: int | None = Field(None, ge=0, description="Base address of the UART's registers.")
 
 
 class Energy(_Strict):

@@ -112,6 +112,9 @@ def run_simavr(elf: Path, *, mcu: str, f_cpu: int, inputs, output_size: int,
     body = np.frombuffer(raw, dtype=record, count=n)
     stack_bytes = int.from_bytes(raw[n * record.itemsize:][:4], "little")
     total = int.from_bytes(raw[n * record.itemsize + 4:][:8], "little")
+    tail = raw[n * record.itemsize + 12:]
+    n_layers = int.from_bytes(tail[:2], "little") if len(tail) >= 2 else 0
+    layer_sums = np.frombuffer(tail[2:2 + 8 * n_layers], dtype="<u8").astype(np.int64)
     return {
         "outputs": body["out"].reshape(n, output_size).copy(),
         "cycles": body["cycles"].astype(np.int64),
@@ -120,4 +123,6 @@ def run_simavr(elf: Path, *, mcu: str, f_cpu: int, inputs, output_size: int,
         "wall_seconds": wall,
         "total_sim_cycles": total,
         "sim_mhz": total / wall / 1e6 if wall > 0 else 0.0,
+        # mean simulator cycles per model layer (empty unless the model code writes layer marks)
+        "layer_cycles": (layer_sums / max(n, 1)).tolist(),
     }

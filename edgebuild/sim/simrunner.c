@@ -5,7 +5,8 @@
  *
  * INPUTS.bin: N * IN_SIZE int8 bytes. RESULTS.bin: per vector OUT_SIZE bytes, u32 device
  * cycles, u64 simulator cycles (between the GPIOR markers, minus the empty calibration call);
- * then u32 stack bytes and u64 total simulated cycles. All little endian.
+ * then u32 stack bytes and u64 total simulated cycles; then u16 L and L x u64: simulator cycles
+ * per model layer summed over all vectors (from the layer marks). All little endian.
  * MAX_CYCLES bounds every wait for the device (ready, each reply): exceeding it is a hang.
  * Exit status: 0 ok, 2 usage/load error, 3 protocol error, 4 timeout, 5 firmware crashed.
  * Diagnostics go to stderr prefixed with "simrunner:"; simavr's own chatter goes to stdout.
@@ -44,6 +45,9 @@ typedef struct runner {
     long vec;
     uint64_t deadline, max_cycles;
     uint64_t mark_start;
+    uint64_t last_mark;    /* cycle of the previous start or layer mark */
+    uint64_t layer_sum[EB_MAX_LAYERS];
+    long n_layers;
     uint64_t *marks;       /* marks[0] = empty calibration call, marks[k+1] = vector k */
     long n_marks;
     uint32_t stack_bytes;
@@ -131,7 +135,13 @@ static void on_mark(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *param)
     runner_t *r = param;
     avr->data[addr] = v;
     if (v == EB_MARK_START) {
-        r->mark_start = avr->cycle;
+        r->mark_start = r->last_mark = avr->cycle;
+    } else if (v >= EB_MARK_LAYER_BASE && v < EB_MARK_LAYER_BASE + EB_MAX_LAYERS) {
+        long i = v - EB_MARK_LAYER_BASE;
+        r->layer_sum[i] += avr->cycle - r->last_mark;
+        r->last_mark = avr->cycle;
+        if (i + 1 > r->n_layers)
+            r->n_layers = i + 1;
     } else if (v == EB_MARK_STOP && r->n_marks <= r->n) {
         r->marks[r->n_marks++] = avr->cycle - r->mark_start;
     }
@@ -355,7 +365,13 @@ int main(int argc, char **argv)
     put_le(trailer + 4, r->avr->cycle, 8);
     FILE *out = fopen(argv[7], "wb");
     size_t total = (size_t)r->n * r->record_size + 12;
-    if (!out || fwrite(r->results, 1, total, out) != total || fclose(out) != 0) {
+    uint8_t layers[2 + 8 * EB_MAX_LAYERS];
+    put_le(layers, (uint64_t)r->n_layers, 2);
+    for (long i = 0; i < r->n_layers; i++)
+        put_le(layers + 2 + 8 * i, r->layer_sum[i], 8);
+    size_t layers_len = 2 + 8 * (size_t)r->n_layers;
+    if (!out || fwrite(r->results, 1, total, out) != total
+        || fwrite(layers, 1, layers_len, out) != layers_len || fclose(out) != 0) {
         fprintf(stderr, "simrunner: cannot write %s\n", argv[7]);
         return EXIT_USAGE;
     }

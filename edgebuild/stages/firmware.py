@@ -60,7 +60,8 @@ def run(ctx):
         info.update(exe="model_host", size={"flash_bytes": None, "sram_static_bytes": None})
     else:
         ctx.progress(f"{p['mcu']} build")
-        dev = build(target, sources, ctx.tmp / "device", name="firmware", harness="device")
+        dev = build(target, sources, ctx.tmp / "device", name="firmware", harness="device",
+                    defines=p["toolchain"].get("defines") or {})
         for key in ("elf", "hex", "eep"):
             if dev.get(key):
                 shutil.copy2(dev[key], ctx.out / dev[key].name)

@@ -77,10 +77,18 @@ def run(ctx):
             "sources": [f"codegen/{s}" for s in fw.get("sources", [])],
         },
         "memory_map": plan.memory_map(),
-        "layers": [{"name": l["name"], "op": l["kind"], "macs": l["macs"],
-                    "params": l.get("params"), "cycles": l.get("cycles")} for l in qm.layers],
+        "layers": _layers(qm.layers, ver.get("layer_cycles")),
         "budget": p["budget"],
         "storage": p["storage"],
     }
     write_json(report, ctx.out / "report.json")
     render_html(report, ctx.out / "report.html")
+
+
+def _layers(layers: list[dict], cycles: list[float] | None) -> list[dict]:
+    """Per-layer rows; cycles are the simulator's (marks after each layer), when it measured them."""
+    if not cycles or len(cycles) != len(layers):
+        cycles = [None] * len(layers)
+    return [{"name": l["name"], "op": l["kind"], "macs": l["macs"], "cycles": c,
+             "cycles_per_mac": (c / l["macs"]) if c and l["macs"] else None}
+            for l, c in zip(layers, cycles)]

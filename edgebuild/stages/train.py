@@ -6,13 +6,18 @@ from edgebuild.stages.common import write_json
 
 
 def run(ctx):
+    from threadpoolctl import threadpool_limits
+
     from edgebuild.data import load_saved
     from edgebuild.train import build_net, evaluate, export_onnx, fit
 
     spec = ctx.params["spec"]
     ds = load_saved(ctx.inputs["data"] / "data.npz")
     net = build_net(spec["arch"], tuple(ds.x_train.shape[1:]), spec["seed"])
-    history = fit(net, ds, spec, progress=ctx.progress)
+    # One BLAS thread: summation order (and so the trained weights) is then the same on every
+    # machine, which keeps the cache's early cutoff working across machines and reruns.
+    with threadpool_limits(limits=1):
+        history = fit(net, ds, spec, progress=ctx.progress)
     export_onnx(net, ctx.out / "model.onnx")
     summary = {
         "history": history,

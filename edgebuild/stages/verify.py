@@ -30,6 +30,7 @@ def run(ctx):
         result.update(cycles_mean=float(cycles.mean()), cycles_min=int(cycles.min()), cycles_max=int(cycles.max()),
                       sim_cycles_mean=float(np.mean(sim["sim_cycles"])) if "sim_cycles" in sim else None,
                       stack_bytes=int(sim["stack_bytes"]), sim_mhz=sim.get("sim_mhz"),
+                      layer_cycles=sim.get("layer_cycles") or None,
                       wall_seconds=sim["wall_seconds"])
         sram_limit = p["memories"]["sram"]["size"]
         peak = fw["size"]["sram_static_bytes"] + sim["stack_bytes"]

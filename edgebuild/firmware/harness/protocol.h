@@ -24,6 +24,10 @@
 #define EB_KIND_STACK 'S'
 #define EB_MARK_START 1
 #define EB_MARK_STOP 2
+/* Generated model code may write EB_MARK_LAYER_BASE + i to the marker register after layer i
+   (see EB_LAYER_DONE in edgebuild_platform.h); the runner sums the cycles per layer. */
+#define EB_MARK_LAYER_BASE 16
+#define EB_MAX_LAYERS 240
 #define EB_CRC_INIT 0xFFFFu
 
 #endif
