@@ -30,10 +30,12 @@ def source(ctx):
 
 
 def slow_writer(ctx):
-    """Writes its params, then four files with short pauses (a window for SIGKILL)."""
+    """Writes its params, then four files with short pauses (a window for SIGKILL).
+    EB_TEST_SLOW sets the pause (seconds), so a child process can be made slow enough to kill."""
     (ctx.out / "params.json").write_text(json.dumps(ctx.params, sort_keys=True))
+    pause = float(os.environ.get("EB_TEST_SLOW", "0.02"))
     for i in range(4):
-        time.sleep(0.02)
+        time.sleep(pause)
         (ctx.out / f"chunk{i}.bin").write_bytes(bytes([i]) * 50_000)
     record(ctx, "run")
 
