@@ -175,7 +175,8 @@ def _summary(build_dir: Path) -> None:
         f"int8 {pct(acc.get('int8_host'))}, device {pct(acc.get('device'))} on {acc.get('samples')} samples",
         f"  flash {mem.get('flash_bytes')}/{mem.get('flash_limit')} B, SRAM peak {mem.get('sram_peak_bytes')}/"
         f"{mem.get('sram_limit')} B, EEPROM {mem.get('eeprom_bytes')}/{mem.get('eeprom_limit')} B",
-        f"  {lat.get('cycles') and round(lat['cycles'])} cycles/inference"
+        (f"  {round(lat['cycles']):,} cycles/inference" if lat.get("cycles") else
+         f"  {round(lat['instructions']):,} instructions/inference" if lat.get("instructions") else "  no timing")
         + (f" ({lat['ms']:.2f} ms)" if lat.get("ms") else "")
         + f", bit-exact {ver.get('bit_exact')}/{ver.get('samples')}",
         f"  report: {build_dir / 'report.html'}",

@@ -16,8 +16,12 @@ from pathlib import Path
 from edgebuild.errors import BudgetError, ConfigError, ToolchainError
 
 HARNESS_DIR = Path(__file__).parent / "harness"
+ARM_DIR = Path(__file__).parent / "arm"
 # Device harness main per architecture (the target's ``arch`` field).
-DEVICE_HARNESS = {"avr": "avr_main.c"}
+DEVICE_HARNESS = {"avr": HARNESS_DIR / "avr_main.c", "arm": ARM_DIR / "arm_main.c"}
+# Linker symbol that ends the constant data a memory's ``data_window`` limits, per architecture:
+# avr-libc's scripts put .progmem* (and small low-flash tables) before __ctors_start.
+DATA_WINDOW_END_SYMBOL = {"avr": "__ctors_start"}
 HOST_HARNESS = "host_main.c"
 WARNING_FLAGS = ["-Wall", "-Wextra", "-Werror"]
 COMPILED_SUFFIXES = {".c"}   # other files in ``sources`` (headers) are only included
@@ -25,7 +29,7 @@ ERROR_LINES = 30
 
 
 def _toolchain_tools(target: dict) -> dict:
-    """Return {'cc': ..., 'objcopy': ..., 'size': ...} (only the tools the target names)."""
+    """Return {'cc', 'objcopy', 'size', 'nm'} -> executable, for the tools the target names."""
     toolchain = target.get("toolchain") or {}
     if "cc" not in toolchain:
         raise ConfigError("target has no compiler", file=f"targets/{target.get('name')}.yaml",
@@ -37,7 +41,7 @@ def _toolchain_tools(target: dict) -> dict:
                               fix="quote the flag, e.g. [\"-Wl,--gc-sections\"]")
     apt = " ".join(toolchain.get("apt") or [])
     tools = {}
-    for role in ("cc", "objcopy", "size"):
+    for role in ("cc", "objcopy", "size", "nm"):
         tool = toolchain.get(role)
         if tool is None:
             continue
@@ -59,7 +63,7 @@ def _harness_source(target: dict, harness: str) -> Path:
             raise ConfigError(f"no device harness for arch '{arch}'",
                               file=f"targets/{target.get('name')}.yaml", field="arch",
                               fix=f"use one of {sorted(DEVICE_HARNESS)} or harness='host'")
-        return HARNESS_DIR / DEVICE_HARNESS[arch]
+        return DEVICE_HARNESS[arch]
     raise ValueError(f"harness must be 'device' or 'host', not {harness!r}")
 
 
@@ -152,6 +156,61 @@ def check_budget(target: dict, size: dict, *, name: str = "firmware") -> None:
                               "or choose a target with more memory")
 
 
+def _symbol_address(nm_tool: str, elf: Path, symbol: str) -> int | None:
+    """Address of ``symbol`` in ``elf`` (from ``nm``), or None if the symbol is absent."""
+    out = subprocess.run([nm_tool, str(elf)], capture_output=True, text=True, check=True)
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == symbol:
+            return int(parts[0], 16)
+    return None
+
+
+def check_data_window(target: dict, tools: dict, elf: Path, *, name: str = "firmware") -> None:
+    """Raise BudgetError if constant data ends beyond a memory's ``data_window``.
+
+    Only memories that declare ``data_window`` are checked, and only for architectures with an
+    end symbol in DATA_WINDOW_END_SYMBOL; the target must then name ``toolchain.nm``.
+    """
+    symbol = DATA_WINDOW_END_SYMBOL.get(target.get("arch"))
+    file = f"targets/{target.get('name')}.yaml"
+    for medium, memory in (target.get("memories") or {}).items():
+        window = memory.get("data_window")
+        if window is None or symbol is None:
+            continue
+        if "nm" not in tools:
+            raise ConfigError("data_window needs nm to read symbol addresses", file=file,
+                              field="toolchain.nm", fix="add toolchain.nm (e.g. avr-nm)")
+        end = _symbol_address(tools["nm"], elf, symbol)
+        if end is None:
+            raise ToolchainError(f"symbol '{symbol}' not found in {elf}: cannot check "
+                                 f"memories.{medium}.data_window", file=file,
+                                 field=f"memories.{medium}.data_window",
+                                 fix="link with the toolchain's default linker script")
+        if end > window:
+            raise BudgetError(
+                f"firmware '{name}': constant data in {medium} ends at byte {end:,} "
+                f"(0x{end:X}), beyond the first {window:,} bytes that in-place reads "
+                f"(pgm_read_*) can address: {end - window:,} bytes too many",
+                shortfalls={f"{medium}_window": end - window}, file=file,
+                field=f"memories.{medium}.data_window",
+                fix="compress/prune the model, move tensors to another medium "
+                    "(SRAM, EEPROM), or use far reads (pgm_read_*_far) for the excess")
+
+
+def _arch_extras(target: dict, out_dir: Path) -> dict:
+    """Generated per-architecture build inputs: {sources, include_dirs, ldflags}.
+
+    ARM firmware gets a linker script, start-up code and a board header generated from the
+    target's memories and UART (see edgebuild/firmware/arm); other architectures need none.
+    """
+    if target.get("arch") == "arm":
+        from edgebuild.firmware.arm import generate
+
+        return generate(target, out_dir / "gen")
+    return {"sources": [], "include_dirs": [], "ldflags": []}
+
+
 # The linker's own overflow messages, by memory region -> medium in the target file.
 LINKER_OVERFLOW = re.compile(r"region [`'](text|data|eeprom)' overflowed by (\d+) bytes")
 LINKER_MEDIUM = {"text": "flash", "data": "sram", "eeprom": "eeprom"}
@@ -197,7 +256,9 @@ def build(target: dict, sources: list[Path], out_dir: Path, *, name: str = "firm
     ``sources`` are added to the include path along with ``include_dirs``. Returns paths and sizes:
     {elf, hex, eep (only if .eeprom is non-empty), size} for cross targets (toolchain has
     objcopy), {exe, size?} for host targets. Raises ToolchainError for a missing tool or a
-    compiler error, BudgetError if the image exceeds the target's flash/SRAM/EEPROM.
+    compiler error, BudgetError if the image exceeds the target's flash/SRAM/EEPROM or its
+    constant data ends beyond a memory's ``data_window``. Device builds for arch "arm" also
+    compile a start-up file and link with a script generated from the target (firmware/arm).
     """
     tools = _toolchain_tools(target)
     out_dir = Path(out_dir).resolve()
@@ -210,7 +271,13 @@ def build(target: dict, sources: list[Path], out_dir: Path, *, name: str = "firm
         if src.parent not in dirs:
             dirs.append(src.parent)
     dirs.append(HARNESS_DIR)
-    script = _sconstruct(name, tools, target["toolchain"], compiled, dirs,
+    toolchain = dict(target["toolchain"])
+    if harness == "device":
+        extras = _arch_extras(target, out_dir)
+        compiled += extras["sources"]
+        dirs += extras["include_dirs"]
+        toolchain["ldflags"] = list(toolchain.get("ldflags") or []) + extras["ldflags"]
+    script = _sconstruct(name, tools, toolchain, compiled, dirs,
                          _defines(target, dict(defines or {})))
     sconstruct = out_dir / "SConstruct"
     if not sconstruct.exists() or sconstruct.read_text() != script:
@@ -230,4 +297,5 @@ def build(target: dict, sources: list[Path], out_dir: Path, *, name: str = "firm
         if result["size"]["eeprom"] > 0:
             result["eep"] = out_dir / f"{name}.eep"
         check_budget(target, result["size"], name=name)
+    check_data_window(target, tools, binary, name=name)
     return result

@@ -101,7 +101,10 @@ class _Link:
         writes = [self.proc.stdin] if self.pending else []
         ready_r, ready_w, _ = select.select(reads, writes, [], min(left, 0.5))
         if ready_w:
-            sent = os.write(self.proc.stdin.fileno(), self.pending)
+            try:
+                sent = os.write(self.proc.stdin.fileno(), self.pending)
+            except BrokenPipeError:
+                raise _Exited(what) from None
             self.pending = self.pending[sent:]
 
     def send(self, data: bytes) -> None:

@@ -43,7 +43,7 @@ def run(ctx):
         raise VerificationError("generated C (host build) differs from the numpy int8 reference: "
                                 + first_mismatch(got, ref), fix="a codegen bug: rerun with --debug and report it")
 
-    target = {"name": p["mcu"], "arch": p["arch"], "mcu": p["mcu"], "f_cpu": p["f_cpu"],
+    target = {"name": p["target"], "arch": p["arch"], "mcu": p["mcu"], "f_cpu": p["f_cpu"],
               "memories": dict(p["memories"]), "toolchain": p["toolchain"], "uart": p["uart"]}
     if p["flash_budget"] is not None:   # the recipe's budget tightens the board's limit
         fl = dict(target["memories"]["flash"])

@@ -33,7 +33,6 @@ def run(ctx):
     macs = int(sum(layer["macs"] for layer in qm.layers))
     params = int(sum(c.get("params", 0) for c in cost))
     mem = target["memories"]
-    cycles = ver.get("cycles_mean")
     sram_static = fw["size"]["sram_static_bytes"]
     report = {
         "recipe": p["recipe"],
@@ -64,11 +63,7 @@ def run(ctx):
             "eeprom_bytes": fw["size"].get("eeprom", 0),
             "eeprom_limit": mem["eeprom"]["size"] if "eeprom" in mem else 0,
         },
-        "latency": {
-            "cycles": cycles,
-            "ms": (cycles / target["f_cpu"] * 1000.0) if cycles and target["f_cpu"] else None,
-            "cycles_per_mac": (cycles / macs) if cycles and macs else None,
-        },
+        "latency": _latency(ver, macs, target["f_cpu"]),
         "verify": {"samples": n, "bit_exact": ver["bit_exact"], "simulator": ver.get("simulator")},
         "artifacts": {
             "elf": fw.get("elf") and f"firmware/{fw['elf']}",
@@ -92,3 +87,19 @@ def _layers(layers: list[dict], cycles: list[float] | None) -> list[dict]:
     return [{"name": l["name"], "op": l["kind"], "macs": l["macs"], "cycles": c,
              "cycles_per_mac": (c / l["macs"]) if c and l["macs"] else None}
             for l, c in zip(layers, cycles)]
+
+
+def _latency(ver: dict, macs: int, f_cpu: int) -> dict:
+    """Cycles per inference as the device measured them (AVR: Timer1), or, under QEMU, executed
+    instructions (-icount, exact) with time estimated at one instruction per cycle."""
+    cycles, instructions = ver.get("cycles_mean"), ver.get("instructions_mean")
+    count = cycles if cycles is not None else instructions
+    return {
+        "cycles": cycles,
+        "instructions": instructions,
+        "ms": (count / f_cpu * 1000.0) if count and f_cpu else None,
+        "cycles_per_mac": (cycles / macs) if cycles and macs else None,
+        "instructions_per_mac": (instructions / macs) if instructions and macs else None,
+        "basis": ("device cycle counter" if cycles is not None else
+                  "instructions counted by the simulator, 1 per cycle assumed" if instructions is not None else None),
+    }

@@ -32,14 +32,19 @@ def run(ctx):
                       stack_bytes=int(sim["stack_bytes"]), sim_mhz=sim.get("sim_mhz"),
                       layer_cycles=sim.get("layer_cycles") or None,
                       wall_seconds=sim["wall_seconds"])
-        sram_limit = p["memories"]["sram"]["size"]
-        peak = fw["size"]["sram_static_bytes"] + sim["stack_bytes"]
-        if peak > sram_limit:
-            raise BudgetError(f"SRAM peak measured in simavr is {peak:,} bytes (static "
-                              f"{fw['size']['sram_static_bytes']:,} + stack {sim['stack_bytes']:,}), limit "
-                              f"{sram_limit:,}: short by {peak - sram_limit:,} bytes",
-                              shortfalls={"sram": {"need": peak, "limit": sram_limit, "shortfall": peak - sram_limit}},
-                              fix="compress the model, move tensors out of SRAM, or pick a larger target")
+        _check_sram(fw, sim["stack_bytes"], p["memories"]["sram"]["size"])
+    elif kind == "qemu":
+        from edgebuild.sim import run_qemu
+
+        target = {"name": p["target"], "f_cpu": p["f_cpu"], "simulator": p["simulator"]}
+        sim = run_qemu(fw_dir / fw["elf"], target=target, inputs=inputs, output_size=ref.shape[1],
+                       workdir=ctx.tmp)
+        got = sim["outputs"]
+        instr = np.asarray(sim["instructions"], dtype=np.int64)
+        result.update(instructions_mean=float(instr.mean()), instructions_min=int(instr.min()),
+                      instructions_max=int(instr.max()), stack_bytes=sim.get("stack_bytes"),
+                      wall_seconds=sim["wall_seconds"])
+        _check_sram(fw, sim.get("stack_bytes") or 0, p["memories"]["sram"]["size"])
     elif kind == "native":
         from edgebuild.firmware import run_host
 
@@ -47,7 +52,7 @@ def run(ctx):
         result.update(cycles_mean=None, stack_bytes=None)
     else:
         raise VerificationError(f"no runner for simulator '{kind}'", field="target.simulator.kind",
-                                fix="use a target whose simulator is simavr or native")
+                                fix="use a target whose simulator is simavr, qemu or native")
     exact = int((got == ref).all(axis=1).sum())
     result.update(bit_exact=exact, accuracy=float((got.argmax(1) == labels).mean()))
     np.save(ctx.out / "outputs.npy", got)
@@ -56,3 +61,14 @@ def run(ctx):
         raise VerificationError(f"device outputs differ from the int8 reference: {first_mismatch(got, ref)}",
                                 fix="a codegen or toolchain bug: rerun with --debug and report it")
     ctx.log(f"{exact}/{n} bit-exact, device accuracy {result['accuracy']:.4f}")
+
+
+def _check_sram(fw: dict, stack_bytes: int, sram_limit: int) -> None:
+    """Peak SRAM = static data (.data + .bss) + the stack high-water mark measured on the device."""
+    peak = fw["size"]["sram_static_bytes"] + stack_bytes
+    if peak > sram_limit:
+        raise BudgetError(f"SRAM peak measured in the simulator is {peak:,} bytes (static "
+                          f"{fw['size']['sram_static_bytes']:,} + stack {stack_bytes:,}), limit "
+                          f"{sram_limit:,}: short by {peak - sram_limit:,} bytes",
+                          shortfalls={"sram": {"need": peak, "limit": sram_limit, "shortfall": peak - sram_limit}},
+                          fix="compress the model, move tensors out of SRAM, or pick a larger target")
