@@ -57,7 +57,30 @@ def main() -> int:
         print(f"dominant layer {dominant['name']}: {dominant['cycles_per_mac']:.2f} cycles/MAC = "
               f"{ratio:.2f}x the best floor ({best_name}, {best['cycles_per_mac']:.2f}); goal <= 1.5x -> "
               f"{'met' if ratio <= 1.5 else 'NOT met'}")
+    _cortex_m4(args)
     return 0
+
+
+def _cortex_m4(args) -> None:
+    """The same recipe on the Cortex-M4 board in QEMU, and the dot-product kernels with/without SMLAD."""
+    import shutil
+
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
+        print("\nCortex-M4: skipped (arm-none-eabi-gcc or qemu-system-arm missing; ./install.sh installs them)")
+        return
+    build_dir = ROOT / "build" / "bench-cycles-m4"
+    cmd = [sys.executable, "-m", "edgebuild.cli", args.recipe, *args.overrides, "target=netduinoplus2",
+           "verify.samples=50", "--build-dir", str(build_dir)] + (["--cache", args.cache] if args.cache else [])
+    subprocess.run(cmd, check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
+    lat = json.loads((build_dir / "report.json").read_text())["latency"]
+    from cycles_arm import measure_arm
+
+    kernels = measure_arm()
+    kernels.pop("target")
+    print(f"\nCortex-M4 (netduinoplus2, QEMU -icount): {lat['instructions']:,.0f} instructions/inference, "
+          f"{lat['instructions_per_mac']:.2f} instructions/MAC overall (portable C kernels)")
+    for name, r in kernels.items():
+        print(f"  dot product, {name:<10}{r['instructions_per_mac']:>8.3f} instructions/MAC")
 
 
 if __name__ == "__main__":

@@ -113,22 +113,34 @@ def _instructions(target: dict, kernel: str, n: int, work: Path, rng) -> int:
     return counts.pop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="netduinoplus2", help="ARM target under targets/")
-    args = parser.parse_args()
-    target = yaml.safe_load((ROOT / "targets" / f"{args.target}.yaml").read_text())
+def measure_arm(target_name: str = "netduinoplus2") -> dict:
+    """{kernel: {"counts": [instructions at each of LENGTHS], "instructions_per_mac": slope}} plus
+    "target"; the slope between two lengths cancels the call and loop set-up."""
+    target = yaml.safe_load((ROOT / "targets" / f"{target_name}.yaml").read_text())
     rng = np.random.default_rng(0)
-    print(f"int8 dot product on {target['name']} ({target['mcu']}), QEMU -icount, "
-          f"flags {' '.join(target['toolchain']['cflags'])}")
-    print(f"{'kernel':<10}" + "".join(f"{'n=' + str(n):>12}" for n in LENGTHS)
-          + f"{'instr/MAC':>12}")
+    out = {"target": target}
     with tempfile.TemporaryDirectory(prefix="cycles_arm.") as tmp:
         for kernel in KERNELS:
             counts = [_instructions(target, kernel, n, Path(tmp) / f"{kernel}-{n}", rng)
                       for n in LENGTHS]
-            slope = (counts[1] - counts[0]) / (LENGTHS[1] - LENGTHS[0])
-            print(f"{kernel:<10}" + "".join(f"{c:>12,}" for c in counts) + f"{slope:>12.3f}")
+            out[kernel] = {"counts": counts,
+                           "instructions_per_mac": (counts[1] - counts[0]) / (LENGTHS[1] - LENGTHS[0])}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="netduinoplus2", help="ARM target under targets/")
+    args = parser.parse_args()
+    res = measure_arm(args.target)
+    target = res.pop("target")
+    print(f"int8 dot product on {target['name']} ({target['mcu']}), QEMU -icount, "
+          f"flags {' '.join(target['toolchain']['cflags'])}")
+    print(f"{'kernel':<10}" + "".join(f"{'n=' + str(n):>12}" for n in LENGTHS)
+          + f"{'instr/MAC':>12}")
+    for kernel, r in res.items():
+        print(f"{kernel:<10}" + "".join(f"{c:>12,}" for c in r["counts"])
+              + f"{r['instructions_per_mac']:>12.3f}")
 
 
 if __name__ == "__main__":
