@@ -22,7 +22,8 @@ from edgebuild.engine.publish import publish
 from edgebuild.engine.results import BuildResult, RuleContext, RuleResult
 from edgebuild.errors import ConfigError
 
-KEY_FORMAT = 1                      # bump when the key recipe below changes
+KEY_FORMAT = 2                      # bump when the key recipe below or the object format changes
+                                    # (2: executable bits are kept and part of an output's identity)
 _IMPORT_LOCK = threading.Lock()
 _LOADED_CODE: dict[str, str] = {}   # module -> hash of its source when this process loaded it
 

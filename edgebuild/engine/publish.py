@@ -27,6 +27,8 @@ def publish(object_dir: Path, files: list, dest: Path) -> bool:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
         st = os.stat(src)
+        if st.st_mode & 0o111:          # keep executables (host binaries) runnable
+            os.chmod(dst, 0o755)
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
     if dest.exists() or dest.is_symlink():
         old = dest.parent / f".{dest.name}.{token}.old"

@@ -27,6 +27,7 @@ from edgebuild.engine.hashing import canonical_json, manifest_hash, sha256_file,
 from edgebuild.engine.hashing import walk_files
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_EXECUTABLE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 
 
 class Cache:
@@ -99,15 +100,20 @@ class Cache:
         dropped if an intact identical object exists), then the action record is written
         atomically. Returns the record.
         """
-        files = []
+        files, identity = [], []
         for rel in walk_files(out_dir):
             path = out_dir / rel
             _fsync_path(path)
-            files.append([rel, sha256_file(path), path.stat().st_size])
-            os.chmod(path, _READ_ONLY)
+            st = path.stat()
+            sha = sha256_file(path)
+            files.append([rel, sha, st.st_size])
+            # An executable output (a host binary) stays executable, and that is part of its identity.
+            executable = bool(st.st_mode & stat.S_IXUSR)
+            identity.append((rel, sha + ("+x" if executable else "")))
+            os.chmod(path, _READ_ONLY | (_EXECUTABLE if executable else 0))
         for dirpath, _, _ in os.walk(out_dir):
             _fsync_path(Path(dirpath), directory=True)
-        output_hash = manifest_hash([(rel, sha) for rel, sha, _ in files])
+        output_hash = manifest_hash(identity)
         record = {"key": key, "rule": rule, "output_hash": output_hash, "files": files}
         self._place_object(out_dir, output_hash, record)
         self.write_json(self.actions / f"{key}.json", record)

@@ -107,3 +107,11 @@ def crash(ctx):
     record(ctx, "run")
     return 1 / 0
 
+
+
+def script(ctx):
+    """Writes a shell script; executable when params.exec is true."""
+    path = ctx.out / "run.sh"
+    path.write_text("#!/bin/sh\necho hello\n")
+    if ctx.params.get("exec"):
+        os.chmod(path, 0o755)

@@ -493,3 +493,29 @@ rules:
     assert eng.build({"t": 0.3}, label="t").ok
     text = console.export_text()
     assert "ran" in text and "one" in text and "two" in text
+
+
+SCRIPT = """
+version: 1
+rules:
+  s:
+    action: engine_demo_rules:script
+    params: {exec: exec}
+    publish: true
+"""
+
+
+def test_executable_outputs_stay_executable_and_count_in_identity(project, tmp_path):
+    import subprocess
+
+    res = project.engine(SCRIPT).build({"exec": True}, label="x", build_dir=tmp_path / "b")
+    cached = res.rules["s"].output_dir / "run.sh"
+    mode = cached.stat().st_mode
+    assert mode & 0o111 and not mode & 0o222          # executable, read-only
+    assert subprocess.run([str(cached)], capture_output=True, text=True).stdout == "hello\n"
+    published = tmp_path / "b" / "s" / "run.sh"
+    assert subprocess.run([str(published)], capture_output=True, text=True).stdout == "hello\n"
+    plain = project.engine(SCRIPT).build({"exec": False}, label="y")
+    # Same bytes, different mode: a different output identity.
+    assert plain.rules["s"].output_hash != res.rules["s"].output_hash
+    assert not (plain.rules["s"].output_dir / "run.sh").stat().st_mode & 0o111
