@@ -83,3 +83,10 @@ def test_targets_lists_every_board_with_tool_status(work):
     for name in ("uno", "mega2560", "netduinoplus2", "host"):
         assert name in proc.stdout
     assert "toolchain avr-gcc" in proc.stdout and "simulator simavr" in proc.stdout
+
+
+def test_host_target_runs_natively(work):
+    _, host = build(work, "tiny", "host")
+    assert host["verify"]["simulator"] == "native"
+    assert host["verify"]["bit_exact"] == host["verify"]["samples"] == 40
+    assert (work / "build" / "tiny-host" / "firmware" / "model_host").stat().st_mode & 0o111
