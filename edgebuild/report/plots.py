@@ -17,6 +17,14 @@ KIND_COLOURS = {
 OTHER_COLOUR = "#64B5CD"
 FREE_COLOUR = "#EEEEEE"
 THOUSANDS = "{x:,.0f}"  # tick label format (matplotlib accepts a format string)
+
+
+def _compact(x, _pos=None) -> str:
+    """Short tick labels for wide ranges: 950, 12k, 1.3M."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.0f}"
 BAR_PIXELS = 900  # approximate drawn width of a memory bar at 10 in x 100 dpi
 PIXELS_PER_CHAR = 5.5  # approximate width of one 7.5 pt character, to decide if a label fits
 
@@ -121,7 +129,7 @@ def layers_png(layers: list[dict]) -> bytes:
         for y, v in zip(ys, values):
             ax.text(v + 0.01 * top, y, f"{v:,.0f}", va="center", fontsize=7.5)
         ax.set_xlim(0, top * 1.22)
-        ax.xaxis.set_major_formatter(THOUSANDS)
+        ax.xaxis.set_major_formatter(_compact)
         ax.set_title(f"{title} per layer", loc="left", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)
