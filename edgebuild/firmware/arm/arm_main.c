@@ -1,4 +1,5 @@
-/* edgebuild device harness for ARM Cortex-M (see ../harness/protocol.h for the frame format).
+/* edgebuild device harness for ARM Cortex-M: the hooks of ../harness/eb_frames.h (which speaks
+ * the protocol of ../harness/protocol.h) on the target's UART and SysTick.
  *
  * - The UART named by the target (edgebuild_board.h: driver and base address), polled.
  * - model_run is timed with SysTick on the processor clock plus a wrap counter, so the same
@@ -11,8 +12,7 @@
 #include <stdint.h>
 
 #include "edgebuild_board.h"
-#include "edgebuild_model.h"
-#include "protocol.h"
+#include "eb_frames.h"
 
 #ifndef EDGEBUILD_BAUD
 #error "EDGEBUILD_BAUD must be defined (the target's uart.baud)"
@@ -72,14 +72,9 @@ static void eb_uart_tx(uint8_t byte)
 #define SCB_ICSR_PENDSTCLR (1u << 25)
 #define EB_SYSTICK_TOP 0xFFFFFFu
 
-typedef void (*eb_model_fn)(const int8_t *input, int8_t *output);
-
 extern uint8_t _ebss[], _estack[];
 
-static int8_t eb_input[MODEL_INPUT_SIZE];
-static int8_t eb_output[MODEL_OUTPUT_SIZE];
 static volatile uint32_t eb_wraps;
-static uint16_t eb_tx_crc;
 
 void SysTick_Handler(void)
 {
@@ -94,38 +89,6 @@ static uint16_t eb_crc_update(uint16_t crc, uint8_t data)
         crc = (crc & 1u) ? (uint16_t)((crc >> 1) ^ 0x8408u) : (uint16_t)(crc >> 1);
     }
     return crc;
-}
-
-static void eb_tx(uint8_t byte)
-{
-    eb_tx_crc = eb_crc_update(eb_tx_crc, byte);
-    eb_uart_tx(byte);
-}
-
-static void eb_tx_u16(uint16_t v)
-{
-    eb_tx((uint8_t)v);
-    eb_tx((uint8_t)(v >> 8));
-}
-
-static void eb_frame_begin(uint8_t kind)
-{
-    eb_tx(EB_SYNC0);
-    eb_tx(EB_SYNC1);
-    eb_tx_crc = EB_CRC_INIT;
-    eb_tx(kind);
-}
-
-static void eb_frame_end(void)
-{
-    eb_tx_u16(eb_tx_crc);
-}
-
-static void __attribute__((noinline)) eb_empty(const int8_t *input, int8_t *output)
-{
-    (void)input;
-    (void)output;
-    __asm__ volatile("" ::: "memory");
 }
 
 /* SysTick ticks of one call of fn, including the fixed cost of the measurement itself. */
@@ -160,64 +123,8 @@ static uint16_t eb_stack_used(void)
     return (uint16_t)(_estack - p);
 }
 
-/* Wait for a sync sequence, then read one frame; returns its kind or EB_KIND_ERROR. */
-static uint8_t eb_read_frame(void)
-{
-    uint8_t b;
-    do {
-        while (eb_uart_rx() != EB_SYNC0) {
-        }
-        do {
-            b = eb_uart_rx();
-        } while (b == EB_SYNC0);
-    } while (b != EB_SYNC1);
-    uint8_t kind = eb_uart_rx();
-    uint16_t crc = eb_crc_update(EB_CRC_INIT, kind);
-    if (kind == EB_KIND_INFER) {
-        for (uint32_t i = 0; i < MODEL_INPUT_SIZE; i++) {
-            b = eb_uart_rx();
-            eb_input[i] = (int8_t)b;
-            crc = eb_crc_update(crc, b);
-        }
-    } else if (kind != EB_KIND_STACK) {
-        return EB_KIND_ERROR;
-    }
-    uint16_t got = eb_uart_rx();
-    got |= (uint16_t)(eb_uart_rx() << 8);
-    return got == crc ? kind : EB_KIND_ERROR;
-}
-
 int main(void)
 {
-    /* Forced through a volatile so neither call can be inlined or turned into a direct call. */
-    static eb_model_fn volatile calls[2] = {eb_empty, model_run};
-
     eb_uart_init();
-    eb_frame_begin(EB_KIND_READY);
-    eb_tx_u16(MODEL_INPUT_SIZE);
-    eb_tx_u16(MODEL_OUTPUT_SIZE);
-    eb_tx_u16(0);
-    eb_frame_end();
-    uint32_t overhead = eb_measure(calls[0]);
-
-    for (;;) {
-        uint8_t kind = eb_read_frame();
-        if (kind == EB_KIND_INFER) {
-            uint32_t cycles = eb_measure(calls[1]) - overhead;
-            eb_frame_begin(EB_KIND_OUTPUT);
-            for (uint32_t i = 0; i < MODEL_OUTPUT_SIZE; i++) {
-                eb_tx((uint8_t)eb_output[i]);
-            }
-            eb_tx_u16((uint16_t)cycles);
-            eb_tx_u16((uint16_t)(cycles >> 16));
-            eb_frame_end();
-        } else if (kind == EB_KIND_STACK) {
-            eb_frame_begin(EB_KIND_STACK);
-            eb_tx_u16(eb_stack_used());
-            eb_frame_end();
-        } else {
-            eb_frame_begin(EB_KIND_ERROR);
-            eb_frame_end();
-        }
-    }
+    eb_serve(0);
 }

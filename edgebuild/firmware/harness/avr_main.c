@@ -1,4 +1,5 @@
-/* edgebuild device harness for AVR (see protocol.h for the frame format).
+/* edgebuild device harness for AVR: the hooks of eb_frames.h (which speaks the protocol of
+ * protocol.h) on UART0, Timer1 and GPIOR0.
  *
  * - UART0 at EDGEBUILD_BAUD (util/setbaud.h picks U2X when it is more exact), polled.
  * - model_run is timed with Timer1 at prescaler 1 plus an overflow counter, so the same
@@ -12,8 +13,7 @@
 #include <avr/interrupt.h>
 #include <util/crc16.h>
 
-#include "edgebuild_model.h"
-#include "protocol.h"
+#include "eb_frames.h"
 
 #ifndef EDGEBUILD_BAUD
 #error "EDGEBUILD_BAUD must be defined (the target's uart.baud)"
@@ -24,14 +24,9 @@
 #define EB_STACK_PATTERN 0xC5
 #define EB_MARK GPIOR0
 
-typedef void (*eb_model_fn)(const int8_t *input, int8_t *output);
-
 extern uint8_t __heap_start;
 
-static int8_t eb_input[MODEL_INPUT_SIZE];
-static int8_t eb_output[MODEL_OUTPUT_SIZE];
 static volatile uint16_t eb_overflows;
-static uint16_t eb_tx_crc;
 
 /* Paint everything between the end of .bss/.noinit and RAMEND before the stack is used. */
 void eb_paint_stack(void) __attribute__((naked, used, section(".init3")));
@@ -71,45 +66,23 @@ static void eb_uart_init(void)
     UCSR0B = _BV(RXEN0) | _BV(TXEN0);
 }
 
-static uint8_t eb_rx(void)
+static uint8_t eb_uart_rx(void)
 {
     while (!(UCSR0A & _BV(RXC0))) {
     }
     return UDR0;
 }
 
-static void eb_tx(uint8_t byte)
+static void eb_uart_tx(uint8_t byte)
 {
-    eb_tx_crc = _crc_ccitt_update(eb_tx_crc, byte);
     while (!(UCSR0A & _BV(UDRE0))) {
     }
     UDR0 = byte;
 }
 
-static void eb_tx_u16(uint16_t v)
+static uint16_t eb_crc_update(uint16_t crc, uint8_t data)
 {
-    eb_tx((uint8_t)v);
-    eb_tx((uint8_t)(v >> 8));
-}
-
-static void eb_frame_begin(uint8_t kind)
-{
-    eb_tx(EB_SYNC0);
-    eb_tx(EB_SYNC1);
-    eb_tx_crc = EB_CRC_INIT;
-    eb_tx(kind);
-}
-
-static void eb_frame_end(void)
-{
-    eb_tx_u16(eb_tx_crc);
-}
-
-static void __attribute__((noinline)) eb_empty(const int8_t *input, int8_t *output)
-{
-    (void)input;
-    (void)output;
-    __asm__ volatile("" ::: "memory");
+    return _crc_ccitt_update(crc, data);
 }
 
 /* Timer1 cycles of one call of fn, including the fixed cost of the measurement itself. */
@@ -148,64 +121,8 @@ static uint16_t eb_stack_used(void)
     return (uint16_t)(RAMEND + 1 - (uint16_t)p);
 }
 
-/* Wait for a sync sequence, then read one frame; returns its kind or EB_KIND_ERROR. */
-static uint8_t eb_read_frame(void)
-{
-    uint8_t b;
-    do {
-        while (eb_rx() != EB_SYNC0) {
-        }
-        do {
-            b = eb_rx();
-        } while (b == EB_SYNC0);
-    } while (b != EB_SYNC1);
-    uint8_t kind = eb_rx();
-    uint16_t crc = _crc_ccitt_update(EB_CRC_INIT, kind);
-    if (kind == EB_KIND_INFER) {
-        for (uint16_t i = 0; i < MODEL_INPUT_SIZE; i++) {
-            b = eb_rx();
-            eb_input[i] = (int8_t)b;
-            crc = _crc_ccitt_update(crc, b);
-        }
-    } else if (kind != EB_KIND_STACK) {
-        return EB_KIND_ERROR;
-    }
-    uint16_t got = eb_rx();
-    got |= (uint16_t)eb_rx() << 8;
-    return got == crc ? kind : EB_KIND_ERROR;
-}
-
 int main(void)
 {
-    /* Forced through a volatile so neither call can be inlined or turned into a direct call. */
-    static eb_model_fn volatile calls[2] = {eb_empty, model_run};
-
     eb_uart_init();
-    eb_frame_begin(EB_KIND_READY);
-    eb_tx_u16(MODEL_INPUT_SIZE);
-    eb_tx_u16(MODEL_OUTPUT_SIZE);
-    eb_tx_u16(_SFR_MEM_ADDR(EB_MARK));
-    eb_frame_end();
-    uint32_t overhead = eb_measure(calls[0]);
-
-    for (;;) {
-        uint8_t kind = eb_read_frame();
-        if (kind == EB_KIND_INFER) {
-            uint32_t cycles = eb_measure(calls[1]) - overhead;
-            eb_frame_begin(EB_KIND_OUTPUT);
-            for (uint16_t i = 0; i < MODEL_OUTPUT_SIZE; i++) {
-                eb_tx((uint8_t)eb_output[i]);
-            }
-            eb_tx_u16((uint16_t)cycles);
-            eb_tx_u16((uint16_t)(cycles >> 16));
-            eb_frame_end();
-        } else if (kind == EB_KIND_STACK) {
-            eb_frame_begin(EB_KIND_STACK);
-            eb_tx_u16(eb_stack_used());
-            eb_frame_end();
-        } else {
-            eb_frame_begin(EB_KIND_ERROR);
-            eb_frame_end();
-        }
-    }
+    eb_serve(_SFR_MEM_ADDR(EB_MARK));
 }

@@ -1,4 +1,5 @@
-"""Helpers shared by the operator modules: tensor info, attribute access, geometry, costs."""
+"""Helpers shared by the operator modules: tensor info, attribute access, geometry, costs, and
+the parts activations, pools and Softmax-like ops have in common."""
 
 from __future__ import annotations
 
@@ -137,6 +138,18 @@ def window(node, in_spatial, kernel, *, ceil_mode: bool = False) -> Window:
     return Window(tuple(kernel), strides, dil, pb, pe, tuple(extra), tuple(out))
 
 
+def pool_window(node, x_shape) -> Window:
+    """The :class:`Window` of a pooling node over input ``x_shape`` (N, C, *spatial).
+
+    Reads kernel_shape (required, one entry per spatial axis) and ceil_mode besides what
+    :func:`window` reads; ModelError when kernel_shape is missing or of the wrong rank.
+    """
+    kernel = node.attrs.get("kernel_shape")
+    if not kernel or len(kernel) != len(x_shape) - 2:
+        raise unsupported(node, "a missing or wrong-rank kernel_shape", "set kernel_shape")
+    return window(node, x_shape[2:], kernel, ceil_mode=bool(node.attrs.get("ceil_mode", 0)))
+
+
 def taps(x: np.ndarray, win: Window, fill):
     """Yield, for every kernel tap (row-major), the strided view of padded ``x`` it reads.
 
@@ -187,3 +200,44 @@ def float_only(node, ins: list[TensorInfo]) -> None:
     """ModelError unless the first input is a float tensor."""
     if not ins[0].dtype.startswith("float"):
         raise unsupported(node, f"dtype {ins[0].dtype}", "use a float tensor input")
+
+
+# ---- activations (fusable unary ops) ---------------------------------------------------------
+
+def float_unary_infer(node, ins: list[TensorInfo], opset: int) -> list[TensorInfo]:
+    """Shape rule of a float-only unary op: same shape and dtype (ModelError unless float)."""
+    float_only(node, ins)
+    return unary_infer(node, ins, opset)
+
+
+def activation_run(activate):
+    """The float reference ``run`` of an activation whose only input goes through
+    ``activate(x, node.attrs)``, the module's own function (also used for a fused ``post``)."""
+    def run(node, xs, ctx):
+        """``activate`` of the only input, with the node's attributes."""
+        return [activate(xs[0], node.attrs)]
+
+    return run
+
+
+# ---- Softmax-like ops (Softmax, LogSoftmax) --------------------------------------------------
+
+def _softmax_axis(opset: int) -> int:
+    """Default 'axis' of Softmax-like ops: -1 from opset 13, 1 before."""
+    return -1 if opset >= 13 else 1
+
+
+def softmax_infer(node, ins: list[TensorInfo], opset: int) -> list[TensorInfo]:
+    """Shape rule of Softmax-like ops: float input, 'axis' in range; same shape and dtype."""
+    float_only(node, ins)
+    axis_of(node, node.attrs.get("axis", _softmax_axis(opset)), len(ins[0].shape))
+    return [TensorInfo(ins[0].shape, ins[0].dtype)]
+
+
+def along_softmax_axis(node, x: np.ndarray, opset: int, fn) -> np.ndarray:
+    """``fn(x, axis)`` with Softmax's axis semantics: from opset 13 along 'axis' (default -1);
+    before 13 over ``x`` viewed as 2-D at 'axis' (default 1), i.e. along the flattened tail."""
+    axis = axis_of(node, node.attrs.get("axis", _softmax_axis(opset)), x.ndim)
+    if opset >= 13:
+        return fn(x, axis)
+    return fn(x.reshape(numel(x.shape[:axis]), -1), 1).reshape(x.shape)

@@ -6,23 +6,16 @@ import dataclasses
 
 import numpy as np
 
-from ._common import TensorInfo, float_only, io_cost, numel, taps, unsupported, window
+from ._common import TensorInfo, float_only, io_cost, numel, pool_window, taps
 
 OP_TYPE = "AveragePool"
 C_TEMPLATE = "avgpool2d"
 
 
-def _window(node, x_shape):
-    kernel = node.attrs.get("kernel_shape")
-    if not kernel or len(kernel) != len(x_shape) - 2:
-        raise unsupported(node, "a missing or wrong-rank kernel_shape", "set kernel_shape")
-    return window(node, x_shape[2:], kernel, ceil_mode=bool(node.attrs.get("ceil_mode", 0)))
-
-
 def infer(node, ins, opset):
     """(N, C, *out) in the input dtype."""
     float_only(node, ins)
-    return [TensorInfo((*ins[0].shape[:2], *_window(node, ins[0].shape).out), ins[0].dtype)]
+    return [TensorInfo((*ins[0].shape[:2], *pool_window(node, ins[0].shape).out), ins[0].dtype)]
 
 
 def _window_sum(x, win):
@@ -35,7 +28,7 @@ def _window_sum(x, win):
 def run(node, xs, ctx):
     """Window sums divided by the element count (explicit padding counted if asked)."""
     x = xs[0]
-    win = _window(node, x.shape)
+    win = pool_window(node, x.shape)
     nd = len(win.kernel)
     total = _window_sum(x, win)
     ones = np.ones((1, 1, *x.shape[2:]))

@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import TensorInfo, axis_of, float_only, io_cost, numel
+from ._common import along_softmax_axis, io_cost, numel
+from ._common import softmax_infer as infer  # noqa: F401  (the registry reads it)
 
 OP_TYPE = "LogSoftmax"
 C_TEMPLATE = "logsoftmax"
 
 
-def infer(node, ins, opset):
-    """Same shape and dtype."""
-    float_only(node, ins)
-    axis_of(node, node.attrs.get("axis", -1 if opset >= 13 else 1), len(ins[0].shape))
-    return [TensorInfo(ins[0].shape, ins[0].dtype)]
-
-
 def run(node, xs, ctx):
     """x - max - log(sum(exp(x - max))), over the opset's axis semantics."""
-    x = xs[0]
-    if ctx.opset >= 13:
-        return [_log_softmax(x, axis_of(node, node.attrs.get("axis", -1), x.ndim))]
-    axis = axis_of(node, node.attrs.get("axis", 1), x.ndim)
-    return [_log_softmax(x.reshape(numel(x.shape[:axis]), -1), 1).reshape(x.shape)]
+    return [along_softmax_axis(node, xs[0], ctx.opset, _log_softmax)]
 
 
 def _log_softmax(x, axis):

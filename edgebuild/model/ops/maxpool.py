@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import TensorInfo, io_cost, numel, taps, unsupported, window
+from ._common import TensorInfo, io_cost, numel, pool_window, taps
 
 OP_TYPE = "MaxPool"
 C_TEMPLATE = "maxpool2d"
 
 
-def _window(node, x_shape):
-    kernel = node.attrs.get("kernel_shape")
-    if not kernel or len(kernel) != len(x_shape) - 2:
-        raise unsupported(node, "a missing or wrong-rank kernel_shape", "set kernel_shape")
-    return window(node, x_shape[2:], kernel, ceil_mode=bool(node.attrs.get("ceil_mode", 0)))
-
-
 def infer(node, ins, opset):
     """Y (N, C, *out) in the input dtype; Indices int64 of the same shape."""
-    shape = (*ins[0].shape[:2], *_window(node, ins[0].shape).out)
+    shape = (*ins[0].shape[:2], *pool_window(node, ins[0].shape).out)
     return [TensorInfo(shape, ins[0].dtype), TensorInfo(shape, "int64")][:len(node.outputs)]
 
 
@@ -30,7 +23,7 @@ def _lowest(dtype):
 def run(node, xs, ctx):
     """Max over each window's taps (padding never wins); Indices index the unpadded input."""
     x = xs[0]
-    win = _window(node, x.shape)
+    win = pool_window(node, x.shape)
     want_idx = len(node.outputs) > 1 and node.outputs[1]
     y, arg = None, None
     for t, view in enumerate(taps(x, win, _lowest(x.dtype))):

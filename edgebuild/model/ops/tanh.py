@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import activation_run
 from ._common import elementwise_cost as cost  # noqa: F401  (the registry reads it)
-from ._common import float_only, unary_infer
+from ._common import float_unary_infer as infer  # noqa: F401
 
 OP_TYPE = "Tanh"
 C_TEMPLATE = "tanh"
 ACTIVATION = True
-
-
-def infer(node, ins, opset):
-    """Same shape and dtype (float only)."""
-    float_only(node, ins)
-    return unary_infer(node, ins, opset)
 
 
 def activate(x, attrs):
@@ -23,6 +18,4 @@ def activate(x, attrs):
     return np.tanh(x)
 
 
-def run(node, xs, ctx):
-    """np.tanh."""
-    return [activate(xs[0], node.attrs)]
+run = activation_run(activate)
