@@ -1,6 +1,8 @@
 """The `edgebuild` command line.
 
     edgebuild RECIPE [key=value ...] [-m] [-j N] [--dry-run] [--explain] [--cache DIR] [--debug]
+    edgebuild RECIPE -m key=a,b ... [-P N] [--launcher NAME] [--ray-address HOST:PORT]
+    edgebuild tune RECIPE 'key=interval(lo,hi)' 'key=choice(a,b)' ... [--trials N] [-P N] [--seed S]
     edgebuild graph RECIPE [--format dot|mermaid]
     edgebuild schema [recipe|target]
     edgebuild gc [--cache DIR]
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from edgebuild.errors import EdgebuildError
 
-SUBCOMMANDS = ("build", "graph", "schema", "gc", "targets", "flash", "export")
+SUBCOMMANDS = ("build", "graph", "schema", "gc", "targets", "flash", "export", "tune")
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "rules" / "pipeline.yaml"
 
 
@@ -32,6 +34,16 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="cache folder (default: $EDGEBUILD_CACHE or ./cache)")
     p.add_argument("--pipeline", type=Path, default=None, help="rule DAG file (default: rules/pipeline.yaml)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _sweep_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-P", "--parallel", type=int, default=1, metavar="N",
+                   help="sweep points built at once (Hydra's joblib launcher when N > 1)")
+    p.add_argument("--launcher", choices=("basic", "joblib", "ray", "submitit_local", "submitit_slurm"), default=None,
+                   help="Hydra launcher of the points (default: basic, joblib with -P, ray with --ray-address); "
+                        "set its options with hydra.launcher.KEY=VALUE overrides")
+    p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                   help="run the points on this Ray cluster (hydra-ray-launcher)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-n", "--dry-run", action="store_true", help="print what would run and why; change nothing")
     b.add_argument("--explain", action="store_true", help="print why each rule ran")
     b.add_argument("--build-dir", type=Path, default=None, help="outputs folder (default: build/<recipe name>)")
+    _sweep_options(b)
     _common(b)
 
     g = sub.add_parser("graph", help="print the rule DAG")
@@ -77,14 +90,37 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*")
     e.add_argument("--arduino", type=Path, required=True, help="destination folder of the library")
     _common(e)
+
+    tu = sub.add_parser("tune", help="Optuna search over overrides, maximising accuracy within the budgets")
+    tu.add_argument("recipe")
+    tu.add_argument("overrides", nargs="*",
+                    help="search space and fixed overrides: key=interval(lo,hi), key=range(a,b), "
+                         "key=choice(x,y), key=v")
+    tu.add_argument("--trials", type=int, default=10, help="points to build (default 10)")
+    tu.add_argument("--seed", type=int, default=0, help="seed of Optuna's TPE sampler")
+    tu.add_argument("-j", "--jobs", type=int, default=1, help="rules run in parallel within a point")
+    tu.add_argument("--build-dir", type=Path, default=None, help="outputs folder (default: build/<recipe name>)")
+    _sweep_options(tu)
+    _common(tu)
     return top
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; overrides may also follow options (`RECIPE -m a=1,2 b=x`)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and (not hasattr(args, "overrides") or any(e.startswith("-") for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "build")
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     if args.command is None:
         _parser().print_help()
         return 2
@@ -189,6 +225,9 @@ def _summary(build_dir: Path) -> None:
 def cmd_build(args) -> int:
     if args.multirun:
         return _multirun(args)
+    if args.parallel != 1 or args.launcher or args.ray_address:
+        raise EdgebuildError("-P, --launcher and --ray-address run sweep points", field="-m",
+                             fix="add -m to sweep, e.g. edgebuild RECIPE -m target=uno,host -P 2")
     config = _load(args)
     build_dir = args.build_dir or Path("build") / config["name"]
     _run_build(args, config, label=config["name"], build_dir=build_dir, jobs=args.jobs,
@@ -198,28 +237,50 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _multirun(args) -> int:
-    """Sweep: every combination of comma-separated override values is one build sharing one cache."""
-    from edgebuild.sweep import expand_sweep, point_name
+def _multirun(args, trials: int | None = None) -> int:
+    """Sweep (or, with ``trials``, an Optuna search): every point is one build sharing one cache.
 
-    points = expand_sweep(args.overrides)
-    failures = 0
-    for i, overrides in enumerate(points, 1):
-        config = _load(args, overrides)
-        name = point_name(overrides)
-        build_dir = (args.build_dir or Path("build") / config["name"]) / name
-        print(f"[{i}/{len(points)}] {config['name']} {' '.join(overrides) or '(defaults)'}", file=sys.stderr)
-        try:
-            _run_build(args, config, label=f"{config['name']}/{name}", build_dir=build_dir, jobs=args.jobs,
-                       dry_run=args.dry_run, explain=args.explain)
-        except EdgebuildError as e:
-            failures += 1
-            print(f"  point failed: {e}", file=sys.stderr)
-            continue
-        if not args.dry_run:
-            _summary(build_dir)
-    print(f"sweep: {len(points) - failures} of {len(points)} points built", file=sys.stderr)
-    return 0 if failures == 0 else 2
+    Points run through a Hydra launcher (in process, joblib pool, Ray, SLURM); a failed point is
+    reported and the others go on. Ends with build/<recipe>/sweep.{csv,json,html}.
+    """
+    from edgebuild.report.sweep import write_sweep_summary
+    from edgebuild.sweep import SweepOptions, run_sweep
+
+    if getattr(args, "dry_run", False):
+        raise EdgebuildError("--dry-run does not combine with -m", field="--dry-run",
+                             fix="dry-run one point at a time: edgebuild RECIPE key=value --dry-run")
+    name = _load(args, overrides=[])["name"]
+    build_root = args.build_dir or Path("build") / name
+    opts = SweepOptions(cache_dir=_cache_dir(args), build_root=build_root, pipeline=args.pipeline, jobs=args.jobs,
+                        explain=getattr(args, "explain", False), parallel=max(1, args.parallel),
+                        launcher=args.launcher, ray_address=args.ray_address, trials=trials,
+                        seed=getattr(args, "seed", 0))
+    rows = run_sweep(args.recipe, args.overrides, opts)
+    paths = write_sweep_summary(rows, build_root, title=f"{name}: {'tune' if trials else 'sweep'}")
+    failed = [r for r in rows if r["status"] != "ok"]
+    print(f"sweep: {len(rows) - len(failed)} of {len(rows)} points built; summary: {paths['html']}", file=sys.stderr)
+    if trials is not None:
+        return _print_best(rows)
+    return 0 if rows and not failed else 2
+
+
+def _print_best(rows: list[dict]) -> int:
+    from edgebuild.report.sweep import best_point
+
+    best = best_point(rows)
+    if best is None:
+        print("tune: no point built within the budgets", file=sys.stderr)
+        return 2
+    flash = "—" if best["flash_bytes"] is None else f"{best['flash_bytes']:,} B"
+    print(f"best: {' '.join(best['overrides']) or '(defaults)'}: accuracy {100 * best['accuracy']:.1f}%, "
+          f"flash {flash} ({best['point']})")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    if args.trials < 1:
+        raise EdgebuildError("--trials must be at least 1", field="--trials", fix="e.g. --trials 20")
+    return _multirun(args, trials=args.trials)
 
 
 def cmd_graph(args) -> int:
@@ -301,7 +362,7 @@ def cmd_export(args) -> int:
 
 
 _COMMANDS = {"build": cmd_build, "graph": cmd_graph, "schema": cmd_schema, "gc": cmd_gc,
-             "targets": cmd_targets, "flash": cmd_flash, "export": cmd_export}
+             "targets": cmd_targets, "flash": cmd_flash, "export": cmd_export, "tune": cmd_tune}
 
 if __name__ == "__main__":
     sys.exit(main())

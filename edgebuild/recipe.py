@@ -103,6 +103,11 @@ class Quantize(_Strict):
     per_channel: bool = Field(True, description="Per-output-channel weight scales (else per tensor).")
 
 
+class Finetune(_Strict):
+    epochs: int = Field(6, ge=0, le=200, description="Fine-tuning epochs per pruned candidate (numpy trainer, Adam).")
+    lr: float = Field(0.001, gt=0, description="Initial fine-tuning learning rate (cosine decay to 0).")
+
+
 class Compression(_Strict):
     flash_bytes: int | None = Field(None, gt=0, description="Flash budget in bytes (null: the board's flash).")
     sram_bytes: int | None = Field(None, gt=0, description="SRAM budget in bytes (null: the board's SRAM).")
@@ -110,6 +115,23 @@ class Compression(_Strict):
     latency_ms: float | None = Field(None, gt=0, description="Latency budget per inference in milliseconds.")
     max_accuracy_drop: float = Field(0.01, ge=0, le=1, description="Largest accepted accuracy loss (0.01 = 1 point).")
     quantize: Quantize = Field(default_factory=Quantize)
+    method: Literal["auto", "l1", "magnitude", "admm", "admm-filters", "energy"] | None = Field(
+        None, description="Compression before quantisation. null: `auto` when a budget (flash_bytes, sram_bytes, "
+                          "energy_uj, latency_ms) is set, else none (the model passes unchanged). auto: per-layer "
+                          "width search to the budgets; energy: prune the most energy-hungry layers first; l1: "
+                          "keep `ratio` of every layer's filters/neurons by L1 norm; magnitude / admm: zero all "
+                          "but `ratio` of each layer's weights (dense layers below 1/2 density are then "
+                          "stored sparsely, so their flash falls; conv weights stay dense); "
+                          "admm-filters: ADMM with whole filters/neurons as the sparsity structure.")
+    ratio: float | None = Field(None, gt=0, le=1, description="Kept fraction for l1, magnitude, admm and "
+                                                             "admm-filters (required by those methods).")
+    finetune: Finetune = Field(default_factory=lambda: Finetune(), description="Fine-tuning after pruning.")
+
+    @model_validator(mode="after")
+    def _ratio_for_fixed_methods(self):
+        if self.method in ("l1", "magnitude", "admm", "admm-filters") and self.ratio is None:
+            raise ValueError(f"compression.method '{self.method}' needs compression.ratio (kept fraction, e.g. 0.25)")
+        return self
 
 
 class Link(_Strict):

@@ -71,6 +71,21 @@ class Energy(_Strict):
     active_current_ma: float = Field(ge=0, description="Active-mode current at f_cpu in mA.")
     cycles_per_access: dict[str, float] = Field(
         default_factory=dict, description="Cycles per byte read, per memory (flash, sram, eeprom).")
+    cycles_per_mac: float | None = Field(
+        None, gt=0, description="Whole-model device cycles per multiply-accumulate, as measured on a "
+                                "reference build; the partition stage's device cost per layer.")
+    cycle_model: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Cycles per fused layer kind (conv, dense, maxpool, avgpool) as "
+                                          "a linear model: feature -> cycles per unit (features: "
+                                          "edgebuild.compress.energy.FEATURES); fitted by "
+                                          "`python bench/compress.py calibrate`.")
+    code_bytes: dict[str, float] = Field(
+        default_factory=dict, description="Estimated flash bytes of code: 'one' (harness and runtime) plus "
+                                          "per fused layer 'conv', 'conv_border' (extra for padded "
+                                          "convs), 'dense', 'dense_sparse'; used by the compress stage.")
+    sram_overhead_bytes: int = Field(
+        0, ge=0, description="SRAM besides model input, output and activation arena (harness statics "
+                             "and stack), used by the compress stage's search.")
 
 
 class Target(_Strict):

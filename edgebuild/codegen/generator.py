@@ -148,7 +148,7 @@ def _check_limits(qmodel, arch: str) -> None:
                              field=lay["name"], fix="use kernels of at most 255 taps")
         if arch == "avr":
             sizes = [int(np.prod(s)) for s in lay["in_shapes"]] + [int(np.prod(lay["out_shape"]))]
-            sizes += [qmodel.arrays[t].size for t in lay["tables"].values()]
+            sizes += [qmodel.stored(t).size for t in lay["tables"].values()]
             if max(sizes) > 32767:
                 raise ModelError(f"layer '{lay['name']}' has a tensor of {max(sizes)} elements; "
                                  "AVR kernels index with 16-bit integers", field=lay["name"],
@@ -183,7 +183,7 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
         if pl.medium not in MEDIA:
             raise ConfigError(f"unknown medium '{pl.medium}' for '{ent['name']}'",
                               field="plan.weights", fix=f"use one of {MEDIA}")
-        arr = qmodel.arrays[ent["name"]]
+        arr = qmodel.stored(ent["name"])
         ids[ent["name"]] = {"id": c_identifier("t_" + ent["name"], taken),
                             "medium": pl.medium.upper()}
         tables.append(dict(ids[ent["name"]], kind=ent["kind"], layer=ent["layer"],
@@ -208,8 +208,10 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
 
     layers = []
     for i, lay in enumerate(qmodel.layers):
+        sparse = lay["kind"] == "dense" and qmodel.stored(lay["tables"]["weight"]) is not \
+            qmodel.arrays[lay["tables"]["weight"]]
         layers.append({"fn": c_identifier(f"eb_l{i}_{lay['name']}", taken), "kind": lay["kind"],
-                       "macro": MACROS[lay["kind"]], "macs": lay["macs"],
+                       "macro": "dense_sparse" if sparse else MACROS[lay["kind"]], "macs": lay["macs"],
                        "c": _layer_consts(lay, qmodel),
                        "t": {k: ids[n] for k, n in lay["tables"].items()},
                        "in_exprs": [expr(t) for t in lay["inputs"]],

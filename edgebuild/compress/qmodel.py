@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from . import fixedpoint as fp
 from .windows import conv_sum, padded, valid_counts, windows
 
@@ -97,6 +98,15 @@ class QModel:
         return ((np.asarray(q, dtype=np.float64) - self.output_zero_point)
                 * self.output_scale).astype(np.float32)
 
+    def stored(self, name: str) -> np.ndarray:
+        """Table ``name`` as the device stores it: a dense layer's weights sparse-encoded
+        (edgebuild.compress.sparse) when that is smaller, every other table as it is."""
+        from .sparse import device_weights
+
+        if any(lay["kind"] == "dense" and lay["tables"].get("weight") == name for lay in self.layers):
+            return device_weights(self.arrays[name])
+        return self.arrays[name]
+
     def layout_request(self) -> tuple[list[dict], list[dict]]:
         """(weights, activations) for the memory planner.
 
@@ -110,7 +120,7 @@ class QModel:
             for kind, name in lay["tables"].items():
                 if name not in seen:
                     seen.add(name)
-                    weights.append({"name": name, "nbytes": int(self.arrays[name].nbytes),
+                    weights.append({"name": name, "nbytes": int(self.stored(name).nbytes),
                                     "layer": i, "kind": kind})
         acts, owned = {}, {self.input_name, self.output_name}
         for i, lay in enumerate(self.layers):
@@ -122,6 +132,56 @@ class QModel:
                 if t in acts:
                     acts[t]["last"] = i
         return weights, list(acts.values())
+
+    # -- edge/server split ----------------------------------------------------------------------
+    def cut_points(self) -> list[int]:
+        """Split indices ``k`` (0 .. len(layers)) where exactly one tensor crosses from
+        ``layers[:k]`` to ``layers[k:]``: the model input (k = 0), else ``layers[k-1]``'s output.
+        A skip connection spanning the boundary makes a k unrealisable."""
+        n, ok = len(self.layers), []
+        for k in range(n + 1):
+            cut = self.input_name if k == 0 else self.layers[k - 1]["output"]
+            early = {self.input_name} | {lay["output"] for lay in self.layers[:k]}
+            if all(t == cut or t not in early for lay in self.layers[k:] for t in lay["inputs"]):
+                ok.append(k)
+        return ok
+
+    def head(self, k: int) -> "QModel":
+        """The model of ``layers[:k]`` (1 <= k <= len(layers)); its output is the cut tensor
+        ``layers[k-1]["output"]`` with that tensor's shape, scale and zero point."""
+        self._check_cut(k, low=1)
+        last = self.layers[k - 1]
+        meta = dict(self.meta, layers=self.layers[:k], output=last["output"],
+                    output_shape=list(last["out_shape"]), output_scale=last["scale_out"],
+                    output_zero_point=last["q"]["zp_out"])
+        return QModel(meta, self._tables_of(meta["layers"]))
+
+    def tail(self, k: int) -> "QModel":
+        """The model of ``layers[k:]`` (0 <= k <= len(layers)) whose input is the cut tensor
+        (shape as ``head(k)`` outputs it); k = len(layers) gives the identity (no layers)."""
+        self._check_cut(k, low=0)
+        if k == 0:
+            return QModel(dict(self.meta), dict(self.arrays))
+        last = self.layers[k - 1]
+        layers = self.layers[k:]
+        meta = dict(self.meta, layers=layers, input=last["output"], input_shape=list(last["out_shape"]),
+                    input_scale=last["scale_out"], input_zero_point=last["q"]["zp_out"])
+        if not layers:
+            meta.update(output=last["output"], output_shape=list(last["out_shape"]),
+                        output_scale=last["scale_out"], output_zero_point=last["q"]["zp_out"])
+        return QModel(meta, self._tables_of(layers))
+
+    def _check_cut(self, k: int, low: int) -> None:
+        if not low <= k <= len(self.layers) or k not in self.cut_points():
+            names = [lay["name"] for lay in self.layers]
+            raise ModelError(f"cannot split the int8 model after {k} of its layers {names}: "
+                             "the boundary must lie inside the model and only one tensor may cross it",
+                             field="partition.at",
+                             fix=f"split after one of layers {[names[i - 1] for i in self.cut_points() if i]}")
+
+    def _tables_of(self, layers: list[dict]) -> dict[str, np.ndarray]:
+        names = {t for lay in layers for t in lay["tables"].values()}
+        return {n: a for n, a in self.arrays.items() if n in names}
 
     # -- golden reference ---------------------------------------------------------------------
     def run(self, x_q: np.ndarray) -> np.ndarray:

@@ -93,7 +93,7 @@ def _fallback_map(mem: dict | None) -> list[dict]:
 def _images(report: dict) -> dict[str, str | None]:
     rows = [r for r in (_get(report, "memory_map") or []) if isinstance(r, dict)]
     rows = rows or _fallback_map(_get(report, "memory"))
-    images: dict[str, str | None] = {"memory": None, "layers": None, "arena": None}
+    images: dict[str, str | None] = {"memory": None, "layers": None, "arena": None, "partition": None}
     if rows:
         segments = plots.memory_map_segments(rows)
         images["memory"] = _b64(plots.memory_map_png(segments, _capacities(report, segments)))
@@ -146,6 +146,27 @@ def _artifact_rows(artifacts) -> list[tuple[str, str]]:
     return rows
 
 
+def _partition_rows(part) -> dict | None:
+    """The split table: one row per candidate cut, the chosen one marked; None when not split."""
+    if not isinstance(part, dict) or part.get("mode") in (None, "none"):
+        return None
+    rows = []
+    for c in part.get("candidates") or []:
+        if not isinstance(c, dict):
+            continue
+        on_device = c.get("layers_on_device") or []
+        rows.append({"device": ", ".join(on_device) or "(none: server only)",
+                     "sent": fmt_int(c.get("sent_bytes")), "device_ms": fmt_float(c.get("device_ms"), 1),
+                     "transfer_ms": fmt_float(c.get("transfer_ms"), 1), "server_ms": fmt_float(c.get("server_ms"), 2),
+                     "energy": fmt_float(c.get("device_energy_uj"), 0), "total_ms": fmt_float(c.get("total_ms"), 1),
+                     "chosen": bool(c.get("chosen"))})
+    table = _get(part, "table") or {}
+    lookup = _get(table, "lookup_seconds_median")
+    return {"mode": part.get("mode"), "objective": part.get("objective") or DASH, "rows": rows,
+            "table": f"{fmt_int(_get(table, 'bytes'))} B, grid {table.get('shape', DASH)}, lookup "
+                     + (fmt_float(lookup * 1e6, 2, " µs") if _is_num(lookup) else DASH)}
+
+
 def build_context(report: dict) -> dict:
     """All strings and images the template needs; no formatting happens in the template."""
     acc = _get(report, "accuracy")
@@ -177,12 +198,14 @@ def build_context(report: dict) -> dict:
         "layers": _layer_rows(_get(report, "layers")),
         "artifacts": _artifact_rows(_get(report, "artifacts")),
         "images": _images(report),
+        "partition": _partition_rows(_get(report, "partition")),
     }
 
 
-def render_html(report: dict, out_path: Path) -> Path:
+def render_html(report: dict, out_path: Path, *, extra_images: dict[str, bytes] | None = None) -> Path:
     """Write the self-contained HTML report for ``report`` to ``out_path`` and return the path.
 
+    ``extra_images`` are PNGs a stage drew itself (e.g. {"partition": ...}), embedded in their section.
     The file is written atomically (temporary file + rename) so a crash never leaves half a page.
     """
     import jinja2
@@ -191,5 +214,7 @@ def render_html(report: dict, out_path: Path) -> Path:
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     context = build_context(report if isinstance(report, dict) else {})
+    for name, png in (extra_images or {}).items():
+        context["images"][name] = _b64(png)
     html = env.get_template("report.html.j2").render(**context)
     return atomic_write_text(Path(out_path), html)

@@ -21,7 +21,8 @@ def run(ctx):
     inp = ctx.inputs
     meta = read_json(inp["data"] / "meta.json")
     qmetrics = read_json(inp["q"] / "metrics.json")
-    qm = QModel.load(inp["q"] / "qmodel")
+    qm = QModel.load(inp["q"] / "qmodel")            # what the device runs (the head when split)
+    full = QModel.load(inp["full"] / "qmodel")       # the whole int8 model
     plan = MemoryPlan.from_json(read_json(inp["plan"] / "plan.json"))
     fw = read_json(inp["fw"] / "firmware.json")
     ver = read_json(inp["verify"] / "verify.json")
@@ -30,7 +31,9 @@ def run(ctx):
 
     n = ver["samples"]
     labels = vec["labels"][:n]
-    macs = int(sum(layer["macs"] for layer in qm.layers))
+    final = vec["final"] if "final" in vec.files else vec["outputs"]   # the model's outputs, split or not
+    macs = int(sum(layer["macs"] for layer in full.layers))
+    device_macs = int(sum(layer["macs"] for layer in qm.layers))
     params = int(sum(c.get("params", 0) for c in cost))
     mem = target["memories"]
     sram_static = fw["size"]["sram_static_bytes"]
@@ -41,10 +44,10 @@ def run(ctx):
         "dataset": {"source": meta.get("source"), **{k: meta.get("counts", {}).get(k)
                                                      for k in ("train", "val", "test")},
                     "preprocessing": meta.get("preprocessing")},
-        "model": {"params": params, "macs": macs, "layers": len(qm.layers), "notes": qm.notes},
+        "model": {"params": params, "macs": macs, "layers": len(full.layers), "notes": full.notes},
         "accuracy": {
             "float": float((vec["float_pred"][:n] == labels).mean()),
-            "int8_host": float((vec["outputs"][:n].argmax(1) == labels).mean()),
+            "int8_host": float((final[:n].argmax(1) == labels).mean()),
             "device": ver["accuracy"],
             "samples": n,
             "float_full_test": qmetrics["float_accuracy"],
@@ -63,7 +66,7 @@ def run(ctx):
             "eeprom_bytes": fw["size"].get("eeprom"),
             "eeprom_limit": mem["eeprom"]["size"] if "eeprom" in mem else 0,
         },
-        "latency": _latency(ver, macs, target["f_cpu"]),
+        "latency": _latency(ver, device_macs, target["f_cpu"]),
         "verify": {"samples": n, "bit_exact": ver["bit_exact"], "simulator": ver.get("simulator")},
         "artifacts": {
             "elf": fw.get("elf") and f"firmware/{fw['elf']}",
@@ -75,9 +78,38 @@ def run(ctx):
         "layers": _layers(qm.layers, ver.get("layer_cycles")),
         "budget": p["budget"],
         "storage": p["storage"],
+        "partition": _partition(inp["q"], ctx.out, p["recipe"], ver, target["f_cpu"]),
     }
     write_json(report, ctx.out / "report.json")
-    render_html(report, ctx.out / "report.html")
+    plot = ctx.out / "partition.png"
+    render_html(report, ctx.out / "report.html",
+                extra_images={"partition": plot.read_bytes()} if plot.is_file() else None)
+
+
+def _partition(q_dir, out_dir, recipe: str, ver: dict, f_cpu: int) -> dict:
+    """The split the partition stage chose (estimated costs), its candidates and adaptive table,
+    and from verify the server's bit-exactness, the table's lookup time and the head's measured
+    device time; writes the latency-vs-bandwidth plot to
+    partition.png. ``{"mode": "none"}`` when the model is not split."""
+    path = q_dir / "partition.json"
+    if not path.is_file():
+        return {"mode": "none"}
+    from edgebuild.partition.figures import latency_vs_bandwidth_png
+
+    part = read_json(path)
+    (out_dir / "partition.png").write_bytes(latency_vs_bandwidth_png(
+        part["curves"], title=f"{recipe}: latency vs bandwidth ({part['objective']} objective)"))
+    keys = ("cut", "layers_on_device", "sent_bytes", "device_ms", "transfer_ms", "server_ms",
+            "device_energy_uj", "total_ms")
+    table = part["table"]
+    return {"mode": part["mode"], "objective": part["objective"], "link": part["link"],
+            "chosen": {k: part["chosen"][k] for k in keys},
+            "candidates": part["candidates"],
+            "table": {"shape": table["shape"], "bytes": table["bytes"],
+                      "lookup_seconds_median": ver.get("table_lookup_seconds_median")},
+            "server": ver.get("split"),
+            "measured_device_ms": (ver["cycles_mean"] / f_cpu * 1e3) if ver.get("cycles_mean") and f_cpu else None,
+            "plot": "report/partition.png"}
 
 
 def _layers(layers: list[dict], cycles: list[float] | None) -> list[dict]:

@@ -1,5 +1,7 @@
 """verify: run the device firmware in the target's simulator on held-out test vectors and compare
-every output byte with the numpy int8 reference; measure cycles and the stack high-water mark."""
+every output byte with the numpy int8 reference; measure cycles and the stack high-water mark.
+For a split model the device runs the head; each cut tensor then goes to the server runner in a
+CRC-32 frame, and the final outputs must equal the unsplit int8 reference byte for byte."""
 
 from __future__ import annotations
 
@@ -56,11 +58,47 @@ def run(ctx):
     exact = int((got == ref).all(axis=1).sum())
     result.update(bit_exact=exact, accuracy=float((got.argmax(1) == labels).mean()))
     np.save(ctx.out / "outputs.npy", got)
-    write_json(ctx.out / "verify.json", result)
     if exact != n:
+        write_json(ctx.out / "verify.json", result)
         raise VerificationError(f"device outputs differ from the int8 reference: {first_mismatch(got, ref)}",
                                 fix="a codegen or toolchain bug: rerun with --debug and report it")
+    if (ctx.inputs["q"] / "table.npz").is_file():
+        from edgebuild.partition.server import load_table, lookup_seconds_median
+
+        result["table_lookup_seconds_median"] = lookup_seconds_median(load_table(ctx.inputs["q"]))
+    if (ctx.inputs["q"] / "tail").is_dir():
+        ctx.progress(f"server: finishing {n} inferences from framed cut tensors")
+        final, result["split"] = _finish_on_server(ctx.inputs["q"] / "tail", got, vec["final"][:n])
+        result["accuracy"] = float((final.argmax(1) == labels).mean())
+        np.save(ctx.out / "final_outputs.npy", final)
+    write_json(ctx.out / "verify.json", result)
     ctx.log(f"{exact}/{n} bit-exact, device accuracy {result['accuracy']:.4f}")
+
+
+def _finish_on_server(tail_dir, head_out, final_ref):
+    """Send each device cut tensor to the server runner as a CRC-32 frame; the server's final
+    outputs must equal the unsplit int8 reference byte for byte. Returns (final, summary)."""
+    import time
+
+    import numpy as np
+
+    from edgebuild.partition import encode_frame
+    from edgebuild.partition.server import TailRunner
+
+    runner = TailRunner(tail_dir)
+    shape, cut_id = tuple(runner.cut["shape"]), runner.cut["cut_id"]
+    frames = [encode_frame(cut_id, row.reshape(shape)) for row in head_out]
+    t0 = time.perf_counter()
+    final = np.stack([runner.finish(f) for f in frames])
+    seconds = time.perf_counter() - t0
+    exact = int((final == final_ref).all(axis=1).sum())
+    summary = {"cut_id": cut_id, "tensor": runner.cut["tensor"], "frame_bytes": len(frames[0]),
+               "final_bit_exact": exact, "server_seconds_per_inference": seconds / len(frames)}
+    if exact != len(final_ref):
+        raise VerificationError("server outputs (device head + tail) differ from the unsplit int8 reference: "
+                                + first_mismatch(final, final_ref), file=str(tail_dir),
+                                fix="a partition bug: rerun with --debug and report it")
+    return final, summary
 
 
 def _check_sram(fw: dict, stack_bytes: int, sram_limit: int) -> None:

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Compression figures for LeNet-5 on mnist5k, and the Uno cycle-model calibration.
+
+    python bench/compress.py methods [--quick]     # weight-count and flash reduction per method at <= 1 point
+    python bench/compress.py calibrate RECIPE:BUILD_DIR ...   # fit targets/uno.yaml energy.cycle_model
+
+methods: trains LeNet-5 (28x28, 61,706 parameters) with the numpy trainer, then for each method
+sweeps its strength from mild to aggressive and keeps the strongest setting whose validation
+accuracy is within 1 point of the uncompressed model (the test-set drop is printed too).
+"Flash" is measured, not inferred from zeros: the bytes of the constant tables the code generator
+writes (int8 weights, int32 biases, requantisation pairs) for the int8-quantised result. Weights
+are stored densely, so unstructured sparsity (magnitude, ADMM) lowers the weight count but not
+the flash; structured methods shrink both.
+
+calibrate: for each recipe and its build directory (after `edgebuild RECIPE --build-dir DIR`),
+takes report.json's per-layer simavr cycles, computes the cycle-model features of the recipe's
+architecture (a dense layer whose weight table in the memory map is smaller than dense storage
+was stored sparse: its entry count follows from the table size), fits the per-kind model (non-negative least squares on relative error) and prints
+every layer's error, both fitted on all builds and with each build held out in turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LENET5 = [{"conv": {"out": 6, "kernel": 5, "pad": 2}}, {"relu": {}}, {"maxpool": {"kernel": 2}},
+          {"conv": {"out": 16, "kernel": 5}}, {"relu": {}}, {"maxpool": {"kernel": 2}}, {"flatten": {}},
+          {"dense": {"out": 120}}, {"relu": {}}, {"dense": {"out": 84}}, {"relu": {}}, {"dense": {"out": 10}}]
+TRAIN = {"epochs": 30, "batch_size": 32, "optimizer": "adam", "lr": 0.002, "weight_decay": 0.0005,
+         "augment": {"shift": 1}, "seed": 0}
+FINETUNE = {"epochs": 8, "lr": 0.001, "seed": 0}
+
+
+def _flash_tables(net, ds) -> int:
+    """Bytes of the constant tables the code generator stores for the int8 version of ``net``."""
+    from edgebuild.compress.budget import net_graph
+    from edgebuild.compress.quantize import quantize
+
+    weights, _ = quantize(net_graph(net), ds.x_train[:500]).layout_request()
+    return sum(w["nbytes"] for w in weights)
+
+
+def _unstructured(net, r: float) -> dict[str, float]:
+    """Kept weight fraction per layer for unstructured pruning at setting ``r``: ``r`` for dense
+    layers, ``2r`` (at most 1) for the few, more sensitive convolution weights."""
+    return {layer.name: (min(1.0, 2 * r) if layer.kind == "conv" else r)
+            for layer in net.layers if "weight" in layer.params}
+
+
+def _nonzero_weights(net) -> int:
+    return int(sum(int((v != 0).sum()) for k, v in net.params().items() if k.endswith(".weight")))
+
+
+def _methods(quick: bool) -> int:
+    from threadpoolctl import threadpool_limits
+
+    from edgebuild.compress.admm import admm_prune
+    from edgebuild.compress.budget import Budget, Costing
+    from edgebuild.compress.finetune import train
+    from edgebuild.compress.prune import apply_masks, magnitude_masks, prunable_layers, prune_structured, widths
+    from edgebuild.compress.search import search
+    from edgebuild.config import load_recipe
+    from edgebuild.data import load_dataset
+    from edgebuild.errors import BudgetError
+    from edgebuild.train import build_net, evaluate, fit
+
+    ds = load_dataset({"name": "mnist5k", "split": {"test": 1000, "val": 500, "seed": 0}})
+    target = load_recipe(ROOT / "recipes" / "lenet5_uno.yaml")["target"]
+    costing = Costing(target["energy"], target["f_cpu"])
+    t0 = time.perf_counter()
+    net = build_net(LENET5, ds.x_train.shape[1:], seed=0)
+    with threadpool_limits(limits=1):
+        fit(net, ds, TRAIN)
+    base_val, base_test = evaluate(net, ds.x_val, ds.y_val), evaluate(net, ds.x_test, ds.y_test)
+    base_w, base_flash = _nonzero_weights(net), _flash_tables(net, ds)
+    print(f"LeNet-5 trained in {time.perf_counter() - t0:.0f} s: {net.num_params():,} parameters, "
+          f"{base_w:,} weights, {base_flash:,} B of tables; val {base_val:.4f}, test {base_test:.4f}")
+
+    def fixed(kind, r):
+        layers = widths(net)
+        if kind == "l1":
+            out = prune_structured(net, {n: max(1, round(layers[n] * r)) for n in prunable_layers(net)})
+            train(out, ds, **FINETUNE)
+        elif kind == "magnitude":
+            out = copy.deepcopy(net)
+            apply_masks(out, magnitude_masks(out, {n: 1 - k for n, k in _unstructured(net, r).items()}))
+            train(out, ds, **FINETUNE)
+        elif kind == "admm":
+            out = admm_prune(copy.deepcopy(net), ds, _unstructured(net, r), rounds=4, epochs_per_round=2,
+                             retrain_epochs=FINETUNE["epochs"], lr=FINETUNE["lr"], seed=0)
+        else:
+            out = admm_prune(copy.deepcopy(net), ds, {n: r for n in prunable_layers(net)}, structure="filters",
+                             rounds=4, epochs_per_round=2, retrain_epochs=FINETUNE["epochs"], lr=FINETUNE["lr"], seed=0)
+        return out
+
+    def auto(flash):
+        budget = Budget.from_recipe({"flash_bytes": flash, "max_accuracy_drop": 0.01}, target["memories"])
+        try:
+            return search(net, ds, costing, budget, epochs=10, lr=0.002, seed=0)[0].net
+        except BudgetError:
+            return None
+
+    unstructured = [0.3, 0.2, 0.14, 0.1, 0.07, 0.05]
+    sweeps = {
+        "magnitude": (lambda r: fixed("magnitude", r), unstructured),
+        "l1-structured": (lambda r: fixed("l1", r), [0.5, 0.35, 0.25, 0.18]),
+        "admm": (lambda r: fixed("admm", r), unstructured),
+        "admm-filters": (lambda r: fixed("admm-filters", r), [0.5, 0.35, 0.25, 0.18]),
+        "auto-search": (auto, [16384, 12288, 10240, 9216, 8192, 7168]),
+    }
+    rows = []
+    for name, (make, settings) in sweeps.items():
+        best = None
+        for s in settings[:2] if quick else settings:
+            t = time.perf_counter()
+            with threadpool_limits(limits=1):
+                out = make(s)
+            if out is None:
+                print(f"  {name:<14} {s!s:>7}: no candidate within 1 point ({time.perf_counter() - t:.0f} s)", flush=True)
+                break
+            val, test = evaluate(out, ds.x_val, ds.y_val), evaluate(out, ds.x_test, ds.y_test)
+            row = {"method": name, "setting": s, "weights": _nonzero_weights(out), "flash": _flash_tables(out, ds),
+                   "val": val, "test": test, "energy_uj": costing.net_figures(out)["energy_uj"]}
+            print(f"  {name:<14} {s!s:>7}: weights {row['weights']:>6,} flash {row['flash']:>6,} B "
+                  f"val {val:.4f} test {test:.4f} ({time.perf_counter() - t:.0f} s)", flush=True)
+            if base_val - val > 0.01 + 1e-9:
+                break
+            best = row
+        if best:
+            rows.append(best)
+    base_energy = costing.net_figures(net)["energy_uj"]
+    print(f"\nLeNet-5 on mnist5k, strongest setting within 1 point of validation accuracy "
+          f"(base val {base_val:.4f}, test {base_test:.4f}; {base_w:,} weights, {base_flash:,} B, {base_energy:,.0f} uJ)")
+    print(f"{'method':<14}{'setting':>9}{'weights':>9}{'w. red.':>9}{'flash B':>9}{'fl. red.':>9}"
+          f"{'val':>8}{'test':>8}{'test drop':>10}{'uJ':>8}")
+    for r in rows:
+        print(f"{r['method']:<14}{r['setting']!s:>9}{r['weights']:>9,}{base_w / r['weights']:>8.1f}x"
+              f"{r['flash']:>9,}{base_flash / r['flash']:>8.1f}x{r['val']:>8.4f}{r['test']:>8.4f}"
+              f"{100 * (base_test - r['test']):>9.1f}p{r['energy_uj']:>8,.0f}")
+    return 0
+
+
+def _calibrate(pairs: list[str]) -> int:
+    import yaml
+
+    from edgebuild.compress.budget import net_graph
+    from edgebuild.compress.energy import fit_cycle_model, layer_costs, predict_cycles
+    from edgebuild.train import build_net
+
+    runs = {}
+    for pair in pairs:
+        recipe, build = pair.split(":")
+        spec = yaml.safe_load(Path(recipe).read_text())
+        size = spec["dataset"].get("resize") or [28, 28]
+        costs = {c.name: c for c in layer_costs(net_graph(build_net(spec["model"]["train"]["arch"], (1, *size))))}
+        report = json.loads((Path(build) / "report.json").read_text())
+        stored = {m["name"]: m["nbytes"] for m in report["memory_map"] if m["kind"] == "weight"}
+        for c in costs.values():        # weights the build stored sparse: entries from the table size
+            nbytes = stored.get(f"{c.name}.weight")
+            if c.kind == "dense" and nbytes is not None and nbytes < c.features["macs"]:
+                out = c.features["outputs"]
+                c.kind, c.features = "dense_sparse", {"entries": (nbytes - 2 * out) // 2, "outputs": out, "one": 1}
+        runs[f"{spec['name']}@{Path(build).name}"] = [(costs[l["name"]].kind, costs[l["name"]].features,
+                                                       l["cycles"], l["name"]) for l in report["layers"]]
+    model = fit_cycle_model([s[:3] for v in runs.values() for s in v])
+    print("cycle_model fitted on all builds:\n  " + json.dumps(model))
+    print(f"{'build':<28}{'layer':<8}{'measured':>12}{'fit (all)':>12}{'err':>8}{'held out':>12}{'err':>8}")
+    worst = 0.0
+    for name, layers in runs.items():
+        held = fit_cycle_model([s[:3] for k, v in runs.items() if k != name for s in v])
+        for kind, feats, measured, layer in layers:
+            p_all, p_out = predict_cycles(kind, feats, model), predict_cycles(kind, feats, held)
+            e_all, e_out = (p_all - measured) / measured, (p_out - measured) / measured
+            worst = max(worst, abs(e_all))
+            print(f"{name:<28}{layer:<8}{measured:>12,.0f}{p_all:>12,.0f}{100 * e_all:>+7.1f}%"
+                  f"{p_out:>12,.0f}{100 * e_out:>+7.1f}%")
+    print(f"largest error of the all-builds fit: {100 * worst:.1f}%")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("methods", help="per-method reduction at <= 1 point on LeNet-5")
+    m.add_argument("--quick", action="store_true", help="two settings per method")
+    c = sub.add_parser("calibrate", help="fit the cycle model from builds")
+    c.add_argument("pairs", nargs="+", help="RECIPE.yaml:BUILD_DIR")
+    args = ap.parse_args()
+    return _methods(args.quick) if args.cmd == "methods" else _calibrate(args.pairs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

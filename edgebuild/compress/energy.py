@@ -1,0 +1,225 @@
+"""Per-layer cost model: MACs, flash bytes, cycles, latency and energy on a target.
+
+Layers are the fused int8 layers the code generator emits (``edgebuild.compress.lowering.lower``:
+a Conv with its Relu and MaxPool is one layer), so the names match report["layers"].
+
+Cycles come from a per-layer-kind linear model over features of the generated kernel::
+
+    cycles = sum(coefficient[f] * feature[f])     # e.g. conv: macs, windows, window_channels, ...
+
+with coefficients in the target file (``energy.cycle_model``), fitted against simavr
+measurements by :func:`fit_cycle_model`. Memory traffic per medium counts the bytes each layer
+reads (weights from their medium, activations from SRAM) and writes (SRAM). Energy is active power
+times time (an AVR has no separate memory power domain): ``E = cycles / f_cpu * V * I``; the
+part attributed to memory traffic is ``accesses * cycles_per_access[medium]`` cycles, the rest is
+compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+# Features of each layer kind the cycle model may use (all counts per inference).
+FEATURES = {
+    "conv": ("macs", "windows", "window_channels", "border_windows", "border_taps", "border_rows",
+             "outputs", "one"),
+    "dense": ("macs", "outputs", "one"),
+    "dense_sparse": ("entries", "outputs", "one"),      # dense layer with sparse-encoded weights
+    "maxpool": ("taps", "outputs", "one"),
+    "avgpool": ("taps", "outputs", "one"),
+}
+WEIGHTED = ("conv", "dense", "dense_sparse")
+# Flash bytes of the constant tables per output channel besides the int8 weights:
+# an int32 bias and an int32 (multiplier, shift) requantisation pair.
+TABLE_BYTES_PER_CHANNEL = 4 + 8
+
+
+@dataclass
+class LayerCost:
+    """Cost of one fused layer. Energies in µJ, latency in ms, traffic in bytes per inference."""
+
+    name: str
+    kind: str
+    params: int
+    macs: int
+    flash_bytes: int
+    out_bytes: int
+    features: dict[str, float]
+    cycles: float = 0.0
+    latency_ms: float = 0.0
+    energy_uj: float = 0.0
+    compute_uj: float = 0.0
+    traffic: dict[str, dict[str, int]] = field(default_factory=dict)
+    memory_uj: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _valid_taps(n: int, on: int, k: int, stride: int, dil: int, pad: int) -> np.ndarray:
+    """Per output position along one axis: how many of the k window taps fall inside the input."""
+    start = np.arange(on) * stride - pad
+    taps = start[:, None] + np.arange(k)[None, :] * dil
+    return ((taps >= 0) & (taps < n)).sum(axis=1)
+
+
+def _conv_features(lay: dict) -> dict[str, float]:
+    a = lay["attrs"]
+    cout, cin_g, kh, kw = (int(d) for d in lay["w"].shape)
+    oh, ow = a.get("conv_out", lay["out_shape"][1:])
+    h, w = lay["in_shapes"][0][1:]
+    vy = _valid_taps(h, oh, kh, a["strides"][0], a["dilations"][0], a["pads"][0])
+    vx = _valid_taps(w, ow, kw, a["strides"][1], a["dilations"][1], a["pads"][1])
+    border = ~((vy == kh)[:, None] & (vx == kw)[None, :])        # windows not fully inside
+    windows = cout * oh * ow
+    return {"macs": windows * cin_g * kh * kw, "windows": windows, "window_channels": windows * cin_g,
+            "border_windows": cout * int(border.sum()),
+            "border_taps": cout * cin_g * int((np.outer(vy, vx) * border).sum()),
+            "border_rows": cout * cin_g * int((np.outer(vy, np.ones_like(vx)) * border).sum()),
+            "outputs": int(np.prod(lay["out_shape"])), "one": 1}
+
+
+def _features(lay: dict) -> dict[str, float]:
+    kind, a = lay["kind"], lay["attrs"]
+    out = int(np.prod(lay["out_shape"]))
+    if kind == "conv":
+        return _conv_features(lay)
+    if kind == "dense":
+        return {"macs": int(lay["w"].size), "outputs": out, "one": 1}
+    if kind in ("maxpool", "avgpool"):
+        return {"taps": out * a["kernel"][0] * a["kernel"][1], "outputs": out, "one": 1}
+    return {"outputs": out, "one": 1}
+
+
+def layer_costs(graph) -> list[LayerCost]:
+    """Structural cost (params, MACs, flash bytes, cycle-model features) of each fused layer of ``graph``."""
+    from edgebuild.compress.lowering import lower
+
+    return _costs(lower(graph)[0])
+
+
+def _costs(layers: list[dict]) -> list[LayerCost]:
+    from edgebuild.compress.sparse import stored_bytes
+
+    costs = []
+    for lay in layers:
+        kind, feats = lay["kind"], _features(lay)
+        params = int(lay["w"].size + lay["b"].size) if "w" in lay else 0
+        flash = int(lay["w"].size + TABLE_BYTES_PER_CHANNEL * lay["w"].shape[0]) if "w" in lay else 0
+        if kind == "dense" and (enc := stored_bytes(lay["w"])) < lay["w"].size:
+            out = int(lay["w"].shape[0])
+            kind, feats = "dense_sparse", {"entries": (enc - 2 * out) // 2, "outputs": out, "one": 1}
+            flash = enc + TABLE_BYTES_PER_CHANNEL * out
+        costs.append(LayerCost(name=lay["name"], kind=kind, params=params,
+                               macs=int(feats.get("macs", feats.get("taps", feats.get("entries", 0)))),
+                               flash_bytes=flash, out_bytes=int(np.prod(lay["out_shape"])), features=feats))
+    return costs
+
+
+def footprint(graph, energy: dict) -> dict:
+    """Estimated whole-firmware flash and peak SRAM bytes of ``graph`` on a target.
+
+    flash = constant tables + code (``energy.code_bytes``: "one" + per "conv", "conv_border"
+    (a conv with padded border windows) and "dense" layer); SRAM = model input + output + the
+    activation arena (planned like the layout stage) + ``energy.sram_overhead_bytes`` (harness
+    statics and stack). Both are estimates for the search; the firmware stage measures the truth.
+    """
+    from edgebuild.compress.lowering import lower
+    from edgebuild.storage.arena import Buffer, plan_arena
+
+    layers, alias, _ = lower(graph)
+    out_name = graph.outputs[0]
+    while out_name in alias:
+        out_name = alias[out_name]
+    costs = _costs(layers)
+    code = energy.get("code_bytes") or {}
+    kinds = [("conv_border" if c.features.get("border_windows") else c.kind) for c in costs]
+    code_bytes = code.get("one", 0.0) + sum(code.get(k, 0.0) + (code.get("conv", 0.0) if k == "conv_border" else 0.0)
+                                            for k in kinds)
+    acts = {}
+    for i, lay in enumerate(layers):
+        if lay["output"] != out_name:
+            acts[lay["output"]] = [int(np.prod(lay["out_shape"])), i, i]
+        for t in lay["inputs"]:
+            if t in acts:
+                acts[t][2] = i
+    arena = plan_arena([Buffer(k, *v) for k, v in acts.items()]).size if acts else 0
+    io = int(np.prod(graph.shapes[graph.inputs[0]][1:])) + int(np.prod(graph.shapes[graph.outputs[0]][1:]))
+    return {"flash_bytes": int(sum(c.flash_bytes for c in costs) + code_bytes),
+            "sram_bytes": int(io + arena + energy.get("sram_overhead_bytes", 0)),
+            "arena_bytes": int(arena)}
+
+
+def _traffic(c: LayerCost, weight_medium: str) -> dict[str, dict[str, int]]:
+    """Bytes read/written per medium: every MAC reads one weight and one activation byte."""
+    f = c.features
+    reads = int(f.get("macs", f.get("taps", f.get("entries", 0))))
+    traffic = {"sram": {"read": reads, "write": c.out_bytes}}
+    if c.kind in WEIGHTED:          # a sparse entry is two bytes: input gap and weight
+        weight_reads = 2 * reads if c.kind == "dense_sparse" else reads
+        traffic.setdefault(weight_medium, {"read": 0, "write": 0})
+        traffic[weight_medium]["read"] += weight_reads
+    return traffic
+
+
+def apply_energy(costs: list[LayerCost], energy: dict, f_cpu: int,
+                 weight_media: dict[str, str] | None = None) -> list[LayerCost]:
+    """Fill cycles, latency, energy and traffic of ``costs`` (in place) from a target's ``energy``.
+
+    ``energy``: the target's energy section as a dict (supply_v, active_current_ma,
+    cycles_per_access, cycle_model); ``weight_media``: layer name -> medium of its weights
+    (default flash). The cycle model is calibrated with weights in flash; weights elsewhere add
+    (cycles_per_access[medium] - cycles_per_access[flash]) per weight byte read.
+    """
+    model = energy.get("cycle_model") or {}
+    per_access = energy.get("cycles_per_access") or {}
+    uj_per_cycle = energy["supply_v"] * energy["active_current_ma"] * 1e-3 / f_cpu * 1e6 if f_cpu else 0.0
+    for c in costs:
+        coef = model.get(c.kind, {})
+        medium = (weight_media or {}).get(c.name, "flash")
+        c.traffic = _traffic(c, medium)
+        cycles = float(sum(coef.get(k, 0.0) * v for k, v in c.features.items()))
+        if medium != "flash" and c.kind in WEIGHTED:
+            cycles += (per_access.get(medium, 0.0) - per_access.get("flash", 0.0)) * c.traffic[medium]["read"]
+        c.cycles = cycles
+        c.latency_ms = cycles / f_cpu * 1e3 if f_cpu else 0.0
+        c.energy_uj = cycles * uj_per_cycle
+        c.memory_uj = {m: (t.get("read", 0) + t.get("write", 0)) * per_access.get(m, 0.0) * uj_per_cycle
+                       for m, t in c.traffic.items()}
+        c.compute_uj = max(c.energy_uj - sum(c.memory_uj.values()), 0.0)
+    return costs
+
+
+def fit_cycle_model(samples: list[tuple[str, dict[str, float], float]]) -> dict[str, dict[str, float]]:
+    """Non-negative least-squares fit of the cycle model, minimising *relative* error per layer.
+
+    ``samples``: (kind, features, measured cycles). Returns kind -> feature -> coefficient for
+    the kinds present (those in FEATURES only).
+    """
+    from scipy.optimize import nnls
+
+    model = {}
+    for kind, names in FEATURES.items():
+        rows = [(f, y) for k, f, y in samples if k == kind]
+        if not rows:
+            continue
+        a = np.array([[f.get(n, 0.0) for n in names] for f, _ in rows], dtype=np.float64)
+        y = np.array([y for _, y in rows], dtype=np.float64)
+        coef, _ = nnls(a / y[:, None], np.ones_like(y))    # relative residuals: a.x / y - 1
+        model[kind] = {n: round(float(v), 4) for n, v in zip(names, coef) if v > 0}
+    return model
+
+
+def predict_cycles(kind: str, features: dict[str, float], model: dict) -> float:
+    """Cycles of one layer under ``model`` (kind -> feature -> coefficient)."""
+    return float(sum(model.get(kind, {}).get(k, 0.0) * v for k, v in features.items()))
+
+
+def totals(costs: list[LayerCost]) -> dict:
+    """Whole-model sums of a cost table."""
+    return {"params": sum(c.params for c in costs), "macs": sum(c.macs for c in costs),
+            "weight_flash_bytes": sum(c.flash_bytes for c in costs),
+            "cycles": sum(c.cycles for c in costs), "latency_ms": sum(c.latency_ms for c in costs),
+            "energy_uj": sum(c.energy_uj for c in costs)}

@@ -1,0 +1,100 @@
+"""Budgets, the width search and energy-first pruning (small CNN on the 8x8 digits)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from threadpoolctl import threadpool_limits
+
+from edgebuild.compress.budget import Budget, Costing
+from edgebuild.compress.prune import widths
+from edgebuild.compress.search import energy_prune, predicted_drop, search
+from edgebuild.config import load_recipe
+from edgebuild.errors import BudgetError
+from edgebuild.train import build_net
+
+
+@pytest.fixture(scope="module")
+def uno():
+    return load_recipe("recipes/mnist_uno.yaml")["target"]
+
+
+@pytest.fixture(scope="module")
+def costing(uno):
+    return Costing(uno["energy"], uno["f_cpu"])
+
+
+def test_budget_from_recipe_caps_by_board(uno):
+    b = Budget.from_recipe({"flash_bytes": 50000, "sram_bytes": 1000, "energy_uj": None, "latency_ms": 5.0,
+                            "max_accuracy_drop": 0.02}, uno["memories"])
+    assert b.limits() == {"flash_bytes": 32768 - 512, "sram_bytes": 1000, "latency_ms": 5.0}
+    short = b.shortfalls({"flash_bytes": 40000, "sram_bytes": 900, "energy_uj": 1.0, "latency_ms": 7.5})
+    assert short == {"flash_bytes": {"value": 40000, "limit": 32256, "over": 7744},
+                     "latency_ms": {"value": 7.5, "limit": 5.0, "over": 2.5}}
+    assert b.excess({"flash_bytes": 32256 * 2, "sram_bytes": 500, "energy_uj": 0, "latency_ms": 10.0}) == pytest.approx(2.0)
+
+
+def test_predicted_drop_interpolates_the_curves():
+    sens = {("width", "a"): [(0.25, 0.2), (0.5, 0.1), (1.0, 0.0)], ("width", "b"): [(0.5, 0.04), (1.0, 0.0)],
+            ("density", "b"): [(0.1, 0.3), (0.5, 0.1), (1.0, 0.0)]}
+    assert predicted_drop(sens, {"a": 6, "b": 3}, {"a": 8, "b": 4}) == pytest.approx(0.05 + 0.02)
+    assert predicted_drop(sens, {"a": 6, "b": 3}, {"a": 8, "b": 4}, {"b": 0.3}) == pytest.approx(0.05 + 0.02 + 0.2)
+
+
+def test_impossible_flash_budget_fails_fast_with_the_shortfall(uno, costing, digits, lenet5_arch):
+    # LeNet-5 (61,706 parameters) in 2 KiB of flash: even one output per layer needs more (code alone).
+    net = build_net(lenet5_arch, (1, 28, 28), seed=0)
+    budget = Budget.from_recipe({"flash_bytes": 2048, "max_accuracy_drop": 0.01}, uno["memories"])
+    t0 = time.perf_counter()
+    with pytest.raises(BudgetError) as err:
+        search(net, digits, costing, budget)           # digits never reach the net: fails before
+    assert time.perf_counter() - t0 < 5
+    short = err.value.shortfalls
+    assert set(short) == {"flash_bytes"} and short["flash_bytes"]["limit"] == 2048
+    smallest = costing.net_figures(build_net([{"conv": {"out": 1, "kernel": 5, "pad": 2}}, {"relu": {}},
+                                              {"maxpool": {"kernel": 2}}, {"conv": {"out": 1, "kernel": 5}},
+                                              {"relu": {}}, {"maxpool": {"kernel": 2}}, {"flatten": {}},
+                                              {"dense": {"out": 1}}, {"relu": {}}, {"dense": {"out": 1}},
+                                              {"relu": {}}, {"dense": {"out": 10}}], (1, 28, 28)))
+    assert short["flash_bytes"]["over"] == smallest["flash_bytes"] - 2048
+    assert "flash_bytes" in str(err.value) and "over by" in str(err.value)
+
+
+def test_search_meets_the_budget_and_is_deterministic(trained, digits, costing, uno):
+    full = costing.net_figures(trained)
+    budget = Budget(flash_bytes=full["flash_bytes"] - 400, sram_bytes=2048, energy_uj=0.8 * full["energy_uj"],
+                    max_accuracy_drop=0.2)     # a mechanics test: the 8x8 digits recover little in 3 epochs
+    results = []
+    for _ in range(2):
+        with threadpool_limits(limits=1):
+            best, cands = search(trained, digits, costing, budget, epochs=3, lr=2e-3, seed=0)
+        results.append((best.keep, best.val_accuracy))
+        assert cands and best in cands
+        assert budget.shortfalls(costing.net_figures(best.net)) == {}
+        assert widths(best.net) == {**best.keep, "dense2": 10}
+        assert best.val_accuracy == max(c.val_accuracy for c in cands)
+    assert results[0] == results[1]
+
+
+def test_search_passes_a_fitting_model_through(trained, digits, costing):
+    best, cands = search(trained, digits, costing, Budget(flash_bytes=32256, sram_bytes=2048))
+    assert best.net is trained and cands == [] and best.origin == "unpruned"
+
+
+def test_accuracy_budget_miss_names_the_drop(trained, digits, costing):
+    full = costing.net_figures(trained)
+    budget = Budget(energy_uj=0.3 * full["energy_uj"], max_accuracy_drop=0.0)
+    with threadpool_limits(limits=1), pytest.raises(BudgetError) as err:
+        search(trained, digits, costing, budget, epochs=1, lr=2e-3)
+    assert "max_accuracy_drop" in err.value.shortfalls
+
+
+def test_energy_first_prunes_until_the_energy_budget(trained, digits, costing):
+    full = costing.net_figures(trained)
+    budget = Budget(energy_uj=0.8 * full["energy_uj"], max_accuracy_drop=0.2)
+    with threadpool_limits(limits=1):
+        best = energy_prune(trained, digits, costing, budget, epochs=3, lr=2e-3)
+    assert best.figures["energy_uj"] <= budget.energy_uj
+    # conv1 and conv2 hold most of the energy: energy-first pruning starts there
+    assert best.keep["conv1"] < 6 or best.keep["conv2"] < 8

@@ -1,0 +1,86 @@
+"""The compress stage: pass-through without a budget, pruning to a budget, and the report table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from edgebuild.config import load_recipe
+from edgebuild.data import save_dataset
+from edgebuild.errors import BudgetError
+from edgebuild.stages import compress
+from edgebuild.train import export_onnx
+
+
+def _ctx(tmp: Path, trained, digits, **spec):
+    inp, data, out = tmp / "in", tmp / "data", tmp / "out"
+    for d in (inp, data, out):
+        d.mkdir(exist_ok=True)
+    export_onnx(trained, inp / "model.onnx")
+    save_dataset(digits, data / "data.npz")
+    recipe = load_recipe("recipes/mnist_uno.yaml")
+    compression = {**recipe["compression"], **spec}
+    t = recipe["target"]
+    messages = []
+    return SimpleNamespace(params={"spec": compression, "seed": 0, "memories": t["memories"], "energy": t["energy"],
+                                   "f_cpu": t["f_cpu"]},
+                           inputs={"model": inp, "data": data}, out=out, files={},
+                           progress=messages.append, log=messages.append, messages=messages)
+
+
+def test_no_budget_passes_the_file_through(tmp_path, trained, digits):
+    ctx = _ctx(tmp_path, trained, digits)
+    compress.run(ctx)
+    assert (ctx.out / "model.onnx").read_bytes() == (ctx.inputs["model"] / "model.onnx").read_bytes()
+    report = json.loads((ctx.out / "compress.json").read_text())
+    assert report["method"] is None and report["before"] == report["after"]
+    assert [row["name"] for row in report["before"]["layers"]] == ["conv1", "conv2", "dense1", "dense2"]
+
+
+def test_budget_prunes_and_the_output_runs_in_onnxruntime(tmp_path, trained, digits):
+    ctx = _ctx(tmp_path, trained, digits, energy_uj=640.0, max_accuracy_drop=0.2,
+               finetune={"epochs": 2, "lr": 0.002})
+    compress.run(ctx)
+    report = json.loads((ctx.out / "compress.json").read_text())
+    assert report["method"] == "auto" and report["budget"]["energy_uj"] == 640.0
+    before, after = report["before"]["figures"], report["after"]["figures"]
+    assert after["energy_uj"] <= 640.0 < before["energy_uj"] and after["params"] < before["params"]
+    for row in report["after"]["layers"]:
+        assert {"params", "macs", "flash_bytes", "cycles", "latency_ms", "energy_uj", "traffic"} <= set(row)
+    # the written model computes what the stage says it does: val accuracy through onnxruntime
+    sess = ort.InferenceSession(str(ctx.out / "model.onnx"), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    pred = np.concatenate([sess.run(None, {name: digits.x_val[i:i + 1]})[0] for i in range(len(digits.y_val))]).argmax(1)
+    assert float((pred == digits.y_val).mean()) == pytest.approx(report["accuracy"]["val_after"])
+
+
+def test_fixed_ratio_that_misses_the_budget_raises(tmp_path, trained, digits):
+    ctx = _ctx(tmp_path, trained, digits, method="l1", ratio=0.9, energy_uj=100.0, max_accuracy_drop=1.0,
+               finetune={"epochs": 0, "lr": 0.001})
+    with pytest.raises(BudgetError) as err:
+        compress.run(ctx)
+    assert set(err.value.shortfalls) == {"energy_uj"}
+
+
+def test_fixed_ratio_accuracy_loss_is_a_budget_miss(tmp_path, trained, digits):
+    ctx = _ctx(tmp_path, trained, digits, method="l1", ratio=0.2, max_accuracy_drop=0.0,
+               finetune={"epochs": 0, "lr": 0.001})
+    with pytest.raises(BudgetError) as err:
+        compress.run(ctx)
+    miss = err.value.shortfalls["max_accuracy_drop"]
+    assert miss["value"] > 0 and miss["limit"] == 0.0 and "max_accuracy_drop" in str(err.value)
+
+
+def test_magnitude_keeps_the_ratio(tmp_path, trained, digits):
+    ctx = _ctx(tmp_path, trained, digits, method="magnitude", ratio=0.25, max_accuracy_drop=1.0,
+               finetune={"epochs": 1, "lr": 0.001})
+    compress.run(ctx)
+    report = json.loads((ctx.out / "compress.json").read_text())
+    total = sum(w.params["weight"].size for w in trained.layers if "weight" in w.params)
+    expected = sum(max(1, round(w.params["weight"].size * 0.25)) for w in trained.layers if "weight" in w.params)
+    assert report["nonzero_weights"] == expected < total
