@@ -230,7 +230,8 @@ class SweepMonitor:
         return self.rows()
 
     def rows(self) -> list[dict]:
-        return [r for r in self._seen.values() if r.get("status") != "running"]
+        """The final rows seen so far, in finishing order."""
+        return list(self._seen.values())
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

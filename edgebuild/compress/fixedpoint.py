@@ -69,6 +69,10 @@ def symmetric_weights(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.
     """Quantise weights (output channel first) to int8 in [-127, 127]; returns (q, scales[c])."""
     flat = w.reshape(w.shape[0], -1).astype(np.float64)
     amax = np.abs(flat).max(axis=1) if per_channel else np.full(w.shape[0], np.abs(flat).max())
-    scales = np.where(amax > 0, amax / 127.0, 1.0)
+    # A channel whose weights are negligible next to the layer's (pruned, or decayed to denormals such
+    # as 1e-41) is all zeros at any precision the layer can carry: scale 1 keeps bias and multiplier
+    # finite instead of dividing by ~1e-43.
+    negligible = max(float(np.abs(flat).max()) * 2.0 ** -24, float(np.finfo(np.float32).tiny))
+    scales = np.where(amax > negligible, amax / 127.0, 1.0)
     q = np.clip(np.round(flat / scales[:, None]), -127, 127).astype(np.int8)
     return q.reshape(w.shape), scales

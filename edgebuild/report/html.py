@@ -118,7 +118,11 @@ def _layer_rows(layers) -> list[dict]:
         per_mac = cycles / macs if _is_num(cycles) and _is_num(macs) and macs else None
         rows.append({"name": layer.get("name", DASH), "op": layer.get("op", DASH),
                      "macs": fmt_int(macs), "params": fmt_int(layer.get("params")),
-                     "cycles": fmt_int(cycles), "per_mac": fmt_float(per_mac, 2)})
+                     "cycles": fmt_int(cycles), "per_mac": fmt_float(per_mac, 2),
+                     "predicted": fmt_int(layer.get("predicted_cycles")),
+                     "error": (fmt_float(100 * layer["prediction_error"], 1, " %")
+                               if _is_num(layer.get("prediction_error")) else DASH),
+                     "energy": fmt_float(layer.get("energy_uj"), 0)})
     return rows
 
 

@@ -27,8 +27,9 @@ def run(ctx):
         weights=weights, activations=activations,
         media={m: {"capacity": cap} for m, cap in limits.items()},
         pins=p["storage"]["pins"], policy=p["storage"]["policy"],
-        # The caller owns the model's input and output buffers: they live in SRAM too.
-        reserved={"sram": qm.input_size + qm.output_size},
+        # The caller owns the model's input and output buffers: they live in SRAM too, with the
+        # harness's statics and the stack (the target's measured overhead).
+        reserved={"sram": qm.input_size + qm.output_size + (p["sram_overhead"] or 0)},
         source=f"recipe '{p['recipe']}'", target=p["mcu"],
     )
     write_json(ctx.out / "plan.json", plan.to_json())

@@ -26,7 +26,6 @@ def run(ctx):
     plan = MemoryPlan.from_json(read_json(inp["plan"] / "plan.json"))
     fw = read_json(inp["fw"] / "firmware.json")
     ver = read_json(inp["verify"] / "verify.json")
-    cost = read_json(inp["model"] / "cost.json")
     vec = np.load(inp["q"] / "vectors.npz")
 
     n = ver["samples"]
@@ -34,7 +33,8 @@ def run(ctx):
     final = vec["final"] if "final" in vec.files else vec["outputs"]   # the model's outputs, split or not
     macs = int(sum(layer["macs"] for layer in full.layers))
     device_macs = int(sum(layer["macs"] for layer in qm.layers))
-    params = int(sum(c.get("params", 0) for c in cost))
+    comp = read_json(inp["compress"] / "compress.json")
+    params = int(comp["after"]["figures"]["params"])
     mem = target["memories"]
     sram_static = fw["size"]["sram_static_bytes"]
     report = {
@@ -44,7 +44,8 @@ def run(ctx):
         "dataset": {"source": meta.get("source"), **{k: meta.get("counts", {}).get(k)
                                                      for k in ("train", "val", "test")},
                     "preprocessing": meta.get("preprocessing")},
-        "model": {"params": params, "macs": macs, "layers": len(full.layers), "notes": full.notes},
+        "model": {"params": params, "params_before_compression": int(comp["before"]["figures"]["params"]),
+                  "macs": macs, "layers": len(full.layers), "notes": full.notes},
         "accuracy": {
             "float": float((vec["float_pred"][:n] == labels).mean()),
             "int8_host": float((final[:n].argmax(1) == labels).mean()),
@@ -75,7 +76,9 @@ def run(ctx):
             "sources": [f"codegen/{s}" for s in fw.get("sources", [])],
         },
         "memory_map": plan.memory_map(),
-        "layers": _layers(qm.layers, ver.get("layer_cycles")),
+        "layers": _layers(qm.layers, ver.get("layer_cycles"), comp["after"]["layers"]),
+        "compression": _compression(comp),
+        "energy": _energy(comp, ver, target),
         "budget": p["budget"],
         "storage": p["storage"],
         "partition": _partition(inp["q"], ctx.out, p["recipe"], ver, target["f_cpu"]),
@@ -112,13 +115,41 @@ def _partition(q_dir, out_dir, recipe: str, ver: dict, f_cpu: int) -> dict:
             "plot": "report/partition.png"}
 
 
-def _layers(layers: list[dict], cycles: list[float] | None) -> list[dict]:
-    """Per-layer rows; cycles are the simulator's (marks after each layer), when it measured them."""
+def _layers(layers: list[dict], cycles: list[float] | None, model_rows: list[dict]) -> list[dict]:
+    """Per-layer rows: measured cycles (the simulator's layer marks) beside the cost model's
+    prediction, energy and parameters (the compress stage's table, matched by layer name)."""
     if not cycles or len(cycles) != len(layers):
         cycles = [None] * len(layers)
-    return [{"name": l["name"], "op": l["kind"], "macs": l["macs"], "cycles": c,
-             "cycles_per_mac": (c / l["macs"]) if c and l["macs"] else None}
-            for l, c in zip(layers, cycles)]
+    model = {r["name"]: r for r in model_rows}
+    rows = []
+    for layer, c in zip(layers, cycles):
+        m = model.get(layer["name"], {})
+        pred = m.get("cycles")
+        rows.append({"name": layer["name"], "op": layer["kind"], "macs": layer["macs"], "params": m.get("params"),
+                     "cycles": c, "cycles_per_mac": (c / layer["macs"]) if c and layer["macs"] else None,
+                     "predicted_cycles": pred,
+                     "prediction_error": ((pred - c) / c) if pred is not None and c else None,
+                     "energy_uj": m.get("energy_uj"), "predicted_latency_ms": m.get("latency_ms")})
+    return rows
+
+
+def _compression(comp: dict) -> dict:
+    """What the compress stage did: method, whole-model figures and per-layer rows, before and after."""
+    keys = ("params", "macs", "flash_bytes", "energy_uj", "latency_ms")
+    before = {r["name"]: r for r in comp["before"]["layers"]}
+    layers = [{"name": r["name"], **{f"{k}_before": before.get(r["name"], {}).get(k) for k in keys},
+               **{f"{k}_after": r.get(k) for k in keys}} for r in comp["after"]["layers"]]
+    return {"method": comp.get("method"), "before": comp["before"]["figures"],
+            "after": comp["after"]["figures"], "layers": layers,
+            **{k: comp[k] for k in ("budget", "accuracy", "widths") if k in comp}}
+
+
+def _energy(comp: dict, ver: dict, target: dict) -> dict:
+    """Energy per inference: the cost model's estimate, and supply power x the measured time."""
+    e, f_cpu = target.get("energy") or {}, target["f_cpu"]
+    cycles = ver.get("cycles_mean")
+    measured = (cycles / f_cpu * e["supply_v"] * e["active_current_ma"] * 1e-3 * 1e6) if cycles and f_cpu else None
+    return {"estimated_uj": comp["after"]["figures"].get("energy_uj"), "from_measured_cycles_uj": measured}
 
 
 def _latency(ver: dict, macs: int, f_cpu: int) -> dict:

@@ -104,7 +104,8 @@ def _finish_on_server(tail_dir, head_out, final_ref):
 def _check_sram(fw: dict, stack_bytes: int, sram_limit: int) -> None:
     """Peak SRAM = static data (.data + .bss) + the stack high-water mark measured on the device."""
     peak = fw["size"]["sram_static_bytes"] + stack_bytes
-    if peak > sram_limit:
+    # Stack painting cannot see past the end of free SRAM: a stack that reached it overflowed.
+    if peak >= sram_limit:
         raise BudgetError(f"SRAM peak measured in the simulator is {peak:,} bytes (static "
                           f"{fw['size']['sram_static_bytes']:,} + stack {stack_bytes:,}), limit "
                           f"{sram_limit:,}: short by {peak - sram_limit:,} bytes",

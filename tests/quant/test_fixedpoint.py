@@ -67,3 +67,20 @@ def test_symmetric_weights_per_channel():
     assert q.min() >= -127 and q.max() <= 127 and q.dtype == np.int8
     q1, s1 = fp.symmetric_weights(w, per_channel=False)
     assert np.all(s1 == np.abs(w).max() / 127)
+
+
+def test_negligible_channels_quantise_to_zero_with_finite_scales():
+    """Weight decay can leave a channel at denormal magnitudes (~1e-41): its scale must stay finite."""
+    import numpy as np
+
+    from edgebuild.compress.fixedpoint import symmetric_weights
+
+    w = np.zeros((3, 4), np.float32)
+    w[0] = [0.5, -0.25, 0.1, 0.0]
+    w[1] = [1e-41, -1e-41, 0.0, 0.0]          # denormal
+    w[2] = [0.02, 0.0, -0.01, 0.0]            # small but real: keeps its own scale
+    q, scales = symmetric_weights(w, per_channel=True)
+    assert np.all(np.isfinite(scales)) and scales[1] == 1.0
+    assert not q[1].any()
+    assert q[2, 0] == 127 and abs(scales[2] - 0.02 / 127) < 1e-6 * scales[2]
+    np.testing.assert_allclose(q[0] * scales[0], w[0], atol=scales[0] / 2)
