@@ -28,5 +28,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,cluster]"
+# --no-deps: its cloudpickle<3 pin (AWS variant only) conflicts with joblib; see pyproject.toml.
+.venv/bin/python -m pip install -q --no-deps "hydra-ray-launcher==1.2.2"
 echo "edgebuild installed: .venv/bin/edgebuild"

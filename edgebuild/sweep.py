@@ -116,18 +116,17 @@ def run_point(task: PointTask, overrides: list[str]) -> dict:
             "pid": os.getpid(), "started": time.time()}
     _write_json(point_dir / POINT_FILE, {**base, "status": "running"})
     t0 = time.monotonic()
-    config, result, error = None, None, None
+    result, error = None, None
     with open(point_dir / "build.log", "w") as log, redirect_stderr(log), redirect_stdout(log):
         try:
-            config, result = _build_point(task, overrides, name, point_dir)
+            result = _build_point(task, overrides, name, point_dir)
         except EdgebuildError as e:
             error = str(e)
             print(f"error: {e}", file=log)
         except Exception as e:   # a bug in one point must not stop the sweep; its traceback is in the log
             error = f"{type(e).__name__}: {e}"
             traceback.print_exc(file=log)
-    energy = config["target"].get("energy") if config else None
-    row = {**base, **point_row(point_dir / "report.json" if result else None, result, energy), "error": error,
+    row = {**base, **point_row(point_dir / "report.json" if result else None, result), "error": error,
            "status": "ok" if error is None else "failed", "seconds": round(time.monotonic() - t0, 2),
            "finished": time.time()}
     _write_json(point_dir / POINT_FILE, row)
@@ -140,15 +139,15 @@ def _build_point(task: PointTask, overrides: list[str], name: str, point_dir: Pa
 
     config = load_recipe(task.recipe, overrides, cache_dir=Path(task.cache_dir))
     args = SimpleNamespace(cache=Path(task.cache_dir), pipeline=task.pipeline and Path(task.pipeline), debug=False)
-    return config, _run_build(args, config, label=f"{config['name']}/{name}", build_dir=point_dir, jobs=task.jobs,
-                              explain=task.explain)
+    return _run_build(args, config, label=f"{config['name']}/{name}", build_dir=point_dir, jobs=task.jobs,
+                      explain=task.explain)
 
 
-def point_row(report_path: Path | None, result=None, energy: dict | None = None) -> dict:
+def point_row(report_path: Path | None, result=None) -> dict:
     """The summary fields of one built point, from its report.json and the engine's result.
 
     accuracy is the device's (verified bit-exact against the int8 reference); energy per inference
-    is supply voltage x active current x latency (V x mA x ms = uJ) when the target states them.
+    is the report's supply power x measured time (`energy.from_measured_cycles_uj`).
     """
     row = dict.fromkeys(("target", "accuracy", "accuracy_float", "accuracy_int8", "flash_bytes", "sram_bytes",
                          "cycles", "latency_ms", "energy_uj", "rules_ran", "cache_hits"))
@@ -164,17 +163,10 @@ def point_row(report_path: Path | None, result=None, energy: dict | None = None)
     row.update(target=r.get("target"), accuracy=acc.get("device", acc.get("int8_host")),
                accuracy_float=acc.get("float_full_test"), accuracy_int8=acc.get("int8_full_test"),
                flash_bytes=mem.get("flash_bytes"), sram_bytes=mem.get("sram_peak_bytes"),
-               cycles=lat.get("cycles"), latency_ms=lat.get("ms"), energy_uj=energy_uj(energy, lat.get("ms")))
+               cycles=lat.get("cycles"), latency_ms=lat.get("ms"),
+               energy_uj=(r.get("energy") or {}).get("from_measured_cycles_uj"))
     row["violations"] = budget_violations(r, row)
     return row
-
-
-def energy_uj(energy: dict | None, latency_ms: float | None) -> float | None:
-    """Energy per inference from the target's `energy` (supply_v, active_current_ma) and the latency."""
-    volts, milliamps = (energy or {}).get("supply_v"), (energy or {}).get("active_current_ma")
-    if not (volts and milliamps and latency_ms):
-        return None
-    return volts * milliamps * latency_ms
 
 
 def budget_violations(report: dict, row: dict) -> list[str]:
@@ -360,7 +352,8 @@ def run_sweep(recipe: str | os.PathLike, overrides: list[str], opts: SweepOption
     return rows
 
 
-_RAY_FIX = "start one with `ray start --head --port=6379` and pass its address, e.g. --ray-address 127.0.0.1:6379"
+_RAY_FIX = ("start one with `ray start --head --port=6379` and pass its address, e.g. --ray-address 127.0.0.1:6379; "
+            "if the cluster uses token authentication, export RAY_AUTH_MODE=token (and its token) first")
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:

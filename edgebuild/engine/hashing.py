@@ -150,8 +150,23 @@ class CodeHasher:
 
 
 def _find_spec(module: str):
+    """Locate ``module`` without importing it or its parent packages.
+
+    ``importlib.util.find_spec("a.b.c")`` imports ``a.b``, whose ``__init__`` may pull in numpy or
+    networkx: far too slow for a no-op rebuild. Only the top-level package is looked up by name (not
+    imported); each further part is searched for on disk in its parent's search locations.
+    """
+    import importlib.machinery
+
+    parts = module.split(".")
     try:
-        spec = importlib.util.find_spec(module)
+        spec = importlib.util.find_spec(parts[0])
+        for i in range(1, len(parts)):
+            if spec is None or not spec.submodule_search_locations:
+                spec = None
+                break
+            spec = importlib.machinery.PathFinder.find_spec(
+                ".".join(parts[:i + 1]), list(spec.submodule_search_locations))
     except (ImportError, ValueError) as exc:
         raise LookupError(f"cannot locate module '{module}': {exc}") from None
     if spec is None:

@@ -93,6 +93,18 @@ def test_noop_rebuild_runs_nothing(work, first_build):
     assert set(statuses(r).values()) == {"cached"}
 
 
+def test_noop_rebuild_imports_no_heavy_library(work, first_build):
+    """The no-op path must stay fast: no numpy, networkx, onnx, Hydra, pydantic or SCons import."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "edgebuild.cli", "recipes/tiny.yaml",
+                           "--cache", "cache"], cwd=work, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    heavy = imported & {"numpy", "networkx", "onnx", "onnxruntime", "hydra", "omegaconf", "pydantic",
+                        "SCons", "matplotlib", "jinja2"}
+    assert not heavy, f"imported on the no-op path: {sorted(heavy)}"
+
+
 def test_param_change_reruns_exactly_the_dependants(work, first_build):
     proc = cli("recipes/tiny.yaml", "verify.samples=25", "--cache", "cache", "--explain", cwd=work)
     r = json.loads((work / "build" / "tiny" / "report.json").read_text())

@@ -49,10 +49,14 @@ def ray_head():
     ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))   # short: Ray's socket paths must stay < 108 chars
     port = free_port()
+    # Explicit: a private test cluster without token auth, whatever ~/.ray/auth_token holds (Ray 2.5x
+    # turns token auth on for `ray start` when that file exists, and drivers then need RAY_AUTH_MODE=token).
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     with open(temp / "head.log", "w") as log:
         head = subprocess.Popen([ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
                                  "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-                                 f"--temp-dir={temp}"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                 f"--temp-dir={temp}"], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
     try:
         deadline = time.monotonic() + 90
         while "Ray runtime started" not in (temp / "head.log").read_text():
@@ -79,7 +83,8 @@ def test_three_point_sweep_on_a_ray_cluster(ray_head, tmp_path):
     (tmp_path / "recipes" / "tiny.yaml").write_text(TINY)
     driver = subprocess.Popen([sys.executable, "-m", "edgebuild.cli", "recipes/tiny.yaml", "-m",
                                "verify.samples=20,25,30", "--ray-address", ray_head, "--cache", "cache"],
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "RAY_AUTH_MODE": "disabled"})
     _, stderr = driver.communicate(timeout=600)
     assert driver.returncode == 0, stderr
     assert "Connected to Ray cluster" in stderr
