@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from test_pipeline import TINY, cli
+from edgebuild_testlib import TINY, cli
 
 needs_avr = pytest.mark.skipif(not (shutil.which("avr-gcc") and shutil.which("simavr")),
                                reason="avr-gcc and simavr are needed (./install.sh installs them)")

@@ -11,43 +11,12 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
+from edgebuild_testlib import TINY, cli
 
 pytestmark = pytest.mark.skipif(not (shutil.which("avr-gcc") and shutil.which("gcc")),
                                 reason="avr-gcc and gcc are needed (./install.sh installs them)")
-
-TINY = textwrap.dedent("""\
-    defaults:
-      - targets@target: uno
-      - _self_
-    name: tiny
-    dataset: {name: mnist5k, resize: [14, 14], split: {test: 300, val: 100, seed: 0}, limit: 1500}
-    model:
-      train:
-        arch:
-          - conv: {out: 4, kernel: 3, pad: 1}
-          - relu: {}
-          - maxpool: {kernel: 2}
-          - flatten: {}
-          - dense: {out: 10}
-        epochs: 2
-        batch_size: 32
-        lr: 0.01
-    compression: {quantize: {calibration_samples: 200}}
-    verify: {samples: 40}
-    """)
-
-
-def cli(*args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "edgebuild.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"edgebuild {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
-
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):

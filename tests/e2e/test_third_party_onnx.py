@@ -18,7 +18,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from test_pipeline import cli
+from edgebuild_testlib import cli
 
 pytestmark = pytest.mark.skipif(not shutil.which("avr-gcc"), reason="avr-gcc is needed (./install.sh)")
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sweep_helpers import TINY
+from edgebuild_testlib import TINY
 
 
 def _missing() -> list[str]:

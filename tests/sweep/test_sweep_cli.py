@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from sweep_helpers import TINY, cli
+from edgebuild_testlib import TINY, run_cli as cli
 
 pytestmark = pytest.mark.skipif(not (shutil.which("avr-gcc") and shutil.which("gcc") and shutil.which("simavr")),
                                 reason="avr-gcc, gcc and simavr are needed (./install.sh installs them)")

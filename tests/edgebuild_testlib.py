@@ -1,0 +1,44 @@
+"""Shared by the end-to-end, boards, split and sweep tests: a tiny recipe that trains in seconds, and
+the CLI run in a subprocess exactly as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+TINY = textwrap.dedent("""\
+    defaults:
+      - targets@target: uno
+      - _self_
+    name: tiny
+    dataset: {name: mnist5k, resize: [14, 14], split: {test: 300, val: 100, seed: 0}, limit: 1500}
+    model:
+      train:
+        arch:
+          - conv: {out: 4, kernel: 3, pad: 1}
+          - relu: {}
+          - maxpool: {kernel: 2}
+          - flatten: {}
+          - dense: {out: 10}
+        epochs: 2
+        batch_size: 32
+        lr: 0.01
+    compression: {quantize: {calibration_samples: 200}}
+    verify: {samples: 40}
+    """)
+
+
+def run_cli(*args, cwd: Path) -> subprocess.CompletedProcess:
+    """`edgebuild ARGS...` in ``cwd``; the caller checks the exit status."""
+    return subprocess.run([sys.executable, "-m", "edgebuild.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
+
+
+def cli(*args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """As run_cli, failing the test with the CLI's stderr when it exits non-zero (unless check=False)."""
+    proc = run_cli(*args, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"edgebuild {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
