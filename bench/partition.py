@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from edgebuild.model import Node, build
+from edgebuild.model.builder import GraphBuilder
 from edgebuild.partition import Link, build_table, costs_from_graph, evaluate, solve
 
 DEVICES = {"uno": {"cycles_per_mac": 12, "f_cpu": 16e6, "power_w": 5.0 * 9.5e-3, "speedup": 100.0},
@@ -30,60 +30,31 @@ DEVICES = {"uno": {"cycles_per_mac": 12, "f_cpu": 16e6, "power_w": 5.0 * 9.5e-3,
 LINKS = {"3G": Link(1e6, 50.0, 5.0), "4G": Link(1e7, 20.0, 2.0), "Wi-Fi": Link(5e7, 2.0, 0.5)}
 
 
-class _Net:
-    """Accumulates nodes and random weights for edgebuild.model.build."""
-
-    def __init__(self, seed=0):
-        self.rng = np.random.default_rng(seed)
-        self.nodes, self.inits, self.n = [], {}, 0
-
-    def op(self, op, inputs, **attrs):
-        self.n += 1
-        out = f"t{self.n}"
-        self.nodes.append(Node(op, f"{op.lower()}{self.n}", list(inputs), [out], attrs))
-        return out
-
-    def conv(self, x, cin, cout, k=3, relu=True, stride=1):
-        w = f"w{self.n + 1}"
-        self.inits[w] = (self.rng.standard_normal((cout, cin, k, k)) * 0.1).astype(np.float32)
-        y = self.op("Conv", [x, w], kernel_shape=[k, k], pads=[k // 2] * 4,
-                    strides=[stride, stride])
-        return self.op("Relu", [y]) if relu else y
-
-    def gemm(self, x, cin, cout):
-        w = f"w{self.n + 1}"
-        self.inits[w] = (self.rng.standard_normal((cout, cin)) * 0.1).astype(np.float32)
-        return self.op("Gemm", [x, w], transB=1)
-
-    def graph(self, x, shape, y, name):
-        return build(self.nodes, {x: (shape, "float32")}, [y], self.inits, name=name)
-
-
 def chain_cnn():
     """MNIST-style chain CNN."""
-    n = _Net(0)
+    n = GraphBuilder(0)
     h = n.op("MaxPool", [n.conv("input", 1, 8)], kernel_shape=[2, 2], strides=[2, 2])
     h = n.op("MaxPool", [n.conv(h, 8, 16)], kernel_shape=[2, 2], strides=[2, 2])
     h = n.op("Relu", [n.gemm(n.op("Flatten", [h], axis=1), 16 * 7 * 7, 32)])
-    return n.graph("input", (1, 1, 28, 28), n.gemm(h, 32, 10), "chain_cnn")
+    return n.graph({"input": ((1, 1, 28, 28), "float32")}, n.gemm(h, 32, 10), "chain_cnn")
 
 
 def camera_cnn():
     """Chain CNN on a 3x64x64 camera frame (12 KB) whose stride-2 stem shrinks the activations
     early: the case where a split inside the model pays off."""
-    n = _Net(2)
+    n = GraphBuilder(2)
     h = n.op("MaxPool", [n.conv("input", 3, 4, stride=2)], kernel_shape=[2, 2], strides=[2, 2])
     h = n.op("MaxPool", [n.conv(h, 4, 8)], kernel_shape=[2, 2], strides=[2, 2])
     h = n.op("MaxPool", [n.conv(h, 8, 16)], kernel_shape=[2, 2], strides=[2, 2])
     h = n.op("Relu", [n.gemm(n.op("Flatten", [h], axis=1), 16 * 4 * 4, 32)])
-    return n.graph("input", (1, 3, 64, 64), n.gemm(h, 32, 10), "camera_cnn")
+    return n.graph({"input": ((1, 3, 64, 64), "float32")}, n.gemm(h, 32, 10), "camera_cnn")
 
 
 def dag_cnn():
     """Residual + inception CNN (~100 nodes) on a 3x64x64 frame after a stride-2 conv and a pool:
     per stage two residual blocks and an inception
     block (1x1 | 1x1->3x3 | pool->1x1, concat, 1x1), then a pool and a widening conv."""
-    n = _Net(1)
+    n = GraphBuilder(1)
     chans = [8, 12, 16, 24]
     h = n.op("MaxPool", [n.conv("input", 3, chans[0], stride=2)], kernel_shape=[2, 2],
              strides=[2, 2])
@@ -99,7 +70,7 @@ def dag_cnn():
         if s + 1 < len(chans):
             h = n.conv(n.op("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2]), c, chans[s + 1])
     h = n.op("Flatten", [n.op("GlobalAveragePool", [h])], axis=1)
-    return n.graph("input", (1, 3, 64, 64), n.gemm(h, chans[-1], 10), "dag_cnn")
+    return n.graph({"input": ((1, 3, 64, 64), "float32")}, n.gemm(h, chans[-1], 10), "dag_cnn")
 
 
 def _median_time(fn, repeat):

@@ -6,29 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgebuild.compress.quantize import quantize
-from edgebuild.model import Node, build, optimise
-
-
-class _Net:
-    def __init__(self, seed):
-        self.rng = np.random.default_rng(seed)
-        self.nodes, self.inits, self.n = [], {}, 0
-
-    def op(self, op, inputs, **attrs):
-        self.n += 1
-        out = f"t{self.n}"
-        self.nodes.append(Node(op, f"{op.lower()}{self.n}", list(inputs), [out], attrs))
-        return out
-
-    def conv(self, x, cin, cout):
-        w = f"w{self.n + 1}"
-        self.inits[w] = (self.rng.standard_normal((cout, cin, 3, 3)) * 0.3).astype(np.float32)
-        return self.op("Relu", [self.op("Conv", [x, w], kernel_shape=[3, 3], pads=[1, 1, 1, 1])])
-
-    def gemm(self, x, cin, cout):
-        w = f"w{self.n + 1}"
-        self.inits[w] = (self.rng.standard_normal((cout, cin)) * 0.3).astype(np.float32)
-        return self.op("Gemm", [x, w], transB=1)
+from edgebuild.model import build, optimise
+from edgebuild.model.builder import GraphBuilder
 
 
 def _quantised(net, out, calib_seed=1):
@@ -39,7 +18,7 @@ def _quantised(net, out, calib_seed=1):
 
 def chain_qmodel():
     """conv(1->4)+relu+maxpool, conv(4->6)+relu+maxpool, flatten, gemm(24->5): three fused layers."""
-    n = _Net(0)
+    n = GraphBuilder(scale=0.3, seed=0)
     h = n.op("MaxPool", [n.conv("x", 1, 4)], kernel_shape=[2, 2], strides=[2, 2])
     h = n.op("MaxPool", [n.conv(h, 4, 6)], kernel_shape=[2, 2], strides=[2, 2])
     return _quantised(n, n.gemm(n.op("Flatten", [h], axis=1), 24, 5))
@@ -47,7 +26,7 @@ def chain_qmodel():
 
 def residual_qmodel():
     """conv a, conv b(a), add(a, b), flatten, gemm: the skip spans the boundary after conv b."""
-    n = _Net(1)
+    n = GraphBuilder(scale=0.3, seed=1)
     a = n.conv("x", 1, 3)
     s = n.op("Add", [a, n.conv(a, 3, 3)])
     return _quantised(n, n.gemm(n.op("Flatten", [s], axis=1), 192, 4))
