@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edgebuild.errors import EdgebuildError
 
-SUBCOMMANDS = ("build", "graph", "schema", "gc", "targets", "flash", "export", "tune")
+SUBCOMMANDS = ("build", "graph", "schema", "gc", "targets", "flash", "export", "tune", "fleet")
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "rules" / "pipeline.yaml"
 
 
@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--build-dir", type=Path, default=None, help="outputs folder (default: build/<recipe name>)")
     _sweep_options(tu)
     _common(tu)
+
+    fl = sub.add_parser("fleet", help="assign models to a fleet of boards and build each node's firmware")
+    fl.add_argument("fleet", type=Path, help="fleet YAML, e.g. fleets/example.yaml")
+    fl.add_argument("--build-root", type=Path, default=Path("build"),
+                    help="outputs go to BUILD_ROOT/fleet-<name>/ (default: build)")
+    _common(fl)
     return top
 
 
@@ -361,8 +367,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_fleet(args) -> int:
+    from edgebuild.fleet.run import run_fleet
+
+    run_fleet(args.fleet, cache_dir=_cache_dir(args), pipeline=args.pipeline, out_root=args.build_root,
+              debug=args.debug)
+    return 0
+
+
 _COMMANDS = {"build": cmd_build, "graph": cmd_graph, "schema": cmd_schema, "gc": cmd_gc,
-             "targets": cmd_targets, "flash": cmd_flash, "export": cmd_export, "tune": cmd_tune}
+             "targets": cmd_targets, "flash": cmd_flash, "export": cmd_export, "tune": cmd_tune,
+             "fleet": cmd_fleet}
 
 if __name__ == "__main__":
     sys.exit(main())
