@@ -124,12 +124,13 @@ def _layers(layers: list[dict], cycles: list[float] | None, model_rows: list[dic
     rows = []
     for layer, c in zip(layers, cycles):
         m = model.get(layer["name"], {})
-        pred = m.get("cycles")
+        pred = m.get("cycles") or None     # 0 = the target has no fitted cycle model: no prediction
         rows.append({"name": layer["name"], "op": layer["kind"], "macs": layer["macs"], "params": m.get("params"),
                      "cycles": c, "cycles_per_mac": (c / layer["macs"]) if c and layer["macs"] else None,
                      "predicted_cycles": pred,
                      "prediction_error": ((pred - c) / c) if pred is not None and c else None,
-                     "energy_uj": m.get("energy_uj"), "predicted_latency_ms": m.get("latency_ms")})
+                     "energy_uj": m.get("energy_uj") if pred else None,
+                     "predicted_latency_ms": m.get("latency_ms") if pred else None})
     return rows
 
 
@@ -149,7 +150,9 @@ def _energy(comp: dict, ver: dict, target: dict) -> dict:
     e, f_cpu = target.get("energy") or {}, target["f_cpu"]
     cycles = ver.get("cycles_mean")
     measured = (cycles / f_cpu * e["supply_v"] * e["active_current_ma"] * 1e-3 * 1e6) if cycles and f_cpu else None
-    return {"estimated_uj": comp["after"]["figures"].get("energy_uj"), "from_measured_cycles_uj": measured}
+    # Without a fitted cycle model (energy.cycle_model) the compress stage cannot estimate energy.
+    estimated = comp["after"]["figures"].get("energy_uj") if e.get("cycle_model") else None
+    return {"estimated_uj": estimated, "from_measured_cycles_uj": measured}
 
 
 def _latency(ver: dict, macs: int, f_cpu: int) -> dict:
