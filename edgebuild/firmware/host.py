@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from edgebuild.errors import VerificationError
+from edgebuild.sim.vectors import prepare_vectors
 
 
 def run_host(exe: Path, inputs, *, output_size: int, workdir: Path,
@@ -13,9 +14,7 @@ def run_host(exe: Path, inputs, *, output_size: int, workdir: Path,
     """Run ``exe`` on ``inputs`` (N, in_size) int8; return outputs (N, output_size) int8."""
     import numpy as np
 
-    inputs = np.ascontiguousarray(inputs, dtype=np.int8)
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    inputs, workdir = prepare_vectors(inputs, workdir)
     in_path, out_path = workdir / "host_inputs.bin", workdir / "host_outputs.bin"
     in_path.write_bytes(inputs.tobytes())
     proc = subprocess.run([str(exe), str(in_path), str(out_path)], capture_output=True,

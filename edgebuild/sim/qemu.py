@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from edgebuild.errors import ConfigError, ToolchainError, VerificationError
+from edgebuild.sim.vectors import prepare_vectors
 
 SYNC = bytes([0xA5, 0x5A])
 KIND_READY, KIND_INFER, KIND_OUTPUT, KIND_ERROR, KIND_STACK = b"RIOES"
@@ -170,12 +171,8 @@ def run_qemu(elf: Path, *, target: dict, inputs, output_size: int, workdir: Path
     import numpy as np
 
     _check_target(target)
-    inputs = np.ascontiguousarray(inputs, dtype=np.int8)
-    if inputs.ndim != 2:
-        raise ValueError(f"inputs must be (N, in_size), got shape {inputs.shape}")
+    inputs, workdir = prepare_vectors(inputs, workdir)
     n, in_size = inputs.shape
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     shift = icount_shift(int(target["f_cpu"]))
     stderr_path = workdir / "qemu_stderr.txt"
     outputs = np.zeros((n, output_size), dtype=np.int8)

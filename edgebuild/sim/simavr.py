@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from edgebuild.errors import ToolchainError, VerificationError
+from edgebuild.sim.vectors import prepare_vectors
 
 RUNNER_SOURCE = Path(__file__).parent / "simrunner.c"
 PROTOCOL_HEADER = Path(__file__).parent.parent / "firmware" / "harness" / "protocol.h"
@@ -81,12 +82,8 @@ def run_simavr(elf: Path, *, mcu: str, f_cpu: int, inputs, output_size: int,
     """
     import numpy as np
 
-    inputs = np.ascontiguousarray(inputs, dtype=np.int8)
-    if inputs.ndim != 2:
-        raise ValueError(f"inputs must be (N, in_size), got shape {inputs.shape}")
+    inputs, workdir = prepare_vectors(inputs, workdir)
     n, in_size = inputs.shape
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     in_path, res_path = workdir / "sim_inputs.bin", workdir / "sim_results.bin"
     in_path.write_bytes(inputs.tobytes())
     res_path.unlink(missing_ok=True)
