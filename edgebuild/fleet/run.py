@@ -63,16 +63,25 @@ def build_pair(args, recipe: str, overrides: list[str], board: str, build_dir: P
         if isinstance(e, BudgetError) or isinstance(e.__cause__, BudgetError):
             return PairFigures(build_dir, error=str(e).splitlines()[0])
         raise
+    return measured_figures(config, build_dir)
+
+
+def measured_figures(config: dict, build_dir: Path) -> PairFigures:
+    """Latency, energy, flash and SRAM of a finished build, from its report.json.
+
+    Energy: the report's energy from measured cycles; for boards timed by instruction count (QEMU)
+    the target's supply_v x active_current_ma x the measured time, the formula report.py uses.
+    """
     r = json.loads((build_dir / "report.json").read_text())
     mem, lat, energy = r["memory"], r["latency"], r.get("energy") or {}
     uj = energy.get("from_measured_cycles_uj")
     power = config["target"].get("energy") or {}
     if uj is None and lat.get("ms") and "supply_v" in power and "active_current_ma" in power:
-        # boards timed by instruction count (QEMU): the same supply power x measured time as report.py
         uj = lat["ms"] * 1e-3 * power["supply_v"] * power["active_current_ma"] * 1e-3 * 1e6
     if lat.get("ms") is None or uj is None:
-        raise ConfigError(f"the build of {recipe} for {board} reports no latency or energy",
-                          file=recipe, field="target", fix="use a board with a simulator (cycle counts)")
+        raise ConfigError(f"the build in {build_dir} for {config['target']['name']} reports no latency or energy",
+                          file=str(build_dir / "report.json"), field="target",
+                          fix="use a board with a simulator (cycle counts)")
     return PairFigures(build_dir, lat["ms"], uj, mem["flash_bytes"], mem["sram_peak_bytes"],
                        mem["flash_limit"], mem["sram_limit"])
 
