@@ -3,14 +3,18 @@
 
     python bench/compress.py methods [--quick]     # weight-count and flash reduction per method at <= 1 point
     python bench/compress.py calibrate RECIPE:BUILD_DIR ...   # fit targets/uno.yaml energy.cycle_model
+    python bench/compress.py kernels               # conv_sparse cycle model from simavr runs of sparse convs
 
 methods: trains LeNet-5 (28x28, 61,706 parameters) with the numpy trainer, then for each method
-sweeps its strength from mild to aggressive and keeps the strongest setting whose validation
-accuracy is within 1 point of the uncompressed model (the test-set drop is printed too).
-"Flash" is measured, not inferred from zeros: the bytes of the constant tables the code generator
-writes (int8 weights, int32 biases, requantisation pairs) for the int8-quantised result. Weights
-are stored densely, so unstructured sparsity (magnitude, ADMM) lowers the weight count but not
-the flash; structured methods shrink both.
+sweeps its strength from mild to aggressive and keeps the strongest setting that passes the
+accuracy limit on the validation split *with its noise margin* (edgebuild.compress.search.
+within_limit: drop + one paired standard error <= 1 point, the rule the auto search enforces).
+Selection never looks at the test split; its drop is reported beside, and a row whose test drop
+exceeds 1 point is flagged and left out of the headline. "Flash" is measured, not inferred from
+zeros: the bytes of the constant tables the code generator writes (int8 weights, sparse-encoded
+for dense and conv layers when smaller, int32 biases, requantisation pairs) for the int8-quantised
+result. The auto search combines structured (widths) and unstructured (per-layer densities) moves;
+"admm-f+magn." combines them by hand: ADMM filter pruning, then magnitude pruning and fine-tuning.
 
 calibrate: for each recipe and its build directory (after `edgebuild RECIPE --build-dir DIR`),
 takes report.json's per-layer simavr cycles, computes the cycle-model features of the recipe's
@@ -37,6 +41,7 @@ LENET5 = [{"conv": {"out": 6, "kernel": 5, "pad": 2}}, {"relu": {}}, {"maxpool":
 TRAIN = {"epochs": 30, "batch_size": 32, "optimizer": "adam", "lr": 0.002, "weight_decay": 0.0005,
          "augment": {"shift": 1}, "seed": 0}
 FINETUNE = {"epochs": 8, "lr": 0.001, "seed": 0}
+COMBINED_FILTERS = 0.35         # "admm-f+magn.": ADMM filter pruning to this fraction, then magnitude
 
 
 def _flash_tables(net, ds) -> int:
@@ -66,7 +71,7 @@ def _methods(quick: bool) -> int:
     from edgebuild.compress.budget import Budget, Costing
     from edgebuild.compress.finetune import train
     from edgebuild.compress.prune import apply_masks, magnitude_masks, prunable_layers, prune_structured, widths
-    from edgebuild.compress.search import search
+    from edgebuild.compress.search import drop_and_error, search, within_limit
     from edgebuild.config import load_recipe
     from edgebuild.data import load_dataset
     from edgebuild.errors import BudgetError
@@ -96,10 +101,18 @@ def _methods(quick: bool) -> int:
         elif kind == "admm":
             out = admm_prune(copy.deepcopy(net), ds, _unstructured(net, r), rounds=4, epochs_per_round=2,
                              retrain_epochs=FINETUNE["epochs"], lr=FINETUNE["lr"], seed=0)
-        else:
+        elif kind == "admm-filters":
             out = admm_prune(copy.deepcopy(net), ds, {n: r for n in prunable_layers(net)}, structure="filters",
                              rounds=4, epochs_per_round=2, retrain_epochs=FINETUNE["epochs"], lr=FINETUNE["lr"], seed=0)
+        else:                       # structured then unstructured: magnitude masks on the ADMM-filters net
+            if COMBINED_FILTERS not in structured:
+                structured[COMBINED_FILTERS] = fixed("admm-filters", COMBINED_FILTERS)
+            out = copy.deepcopy(structured[COMBINED_FILTERS])
+            apply_masks(out, magnitude_masks(out, {n: 1 - k for n, k in _unstructured(out, r).items()}))
+            train(out, ds, **FINETUNE)
         return out
+
+    structured: dict = {}
 
     def auto(flash):
         budget = Budget.from_recipe({"flash_bytes": flash, "max_accuracy_drop": 0.01}, target["memories"])
@@ -114,7 +127,8 @@ def _methods(quick: bool) -> int:
         "l1-structured": (lambda r: fixed("l1", r), [0.5, 0.35, 0.25, 0.18]),
         "admm": (lambda r: fixed("admm", r), unstructured),
         "admm-filters": (lambda r: fixed("admm-filters", r), [0.5, 0.35, 0.25, 0.18]),
-        "auto-search": (auto, [16384, 12288, 10240, 9216, 8192, 7168]),
+        "admm-f+magn.": (lambda r: fixed("combined", r), [0.5, 0.35, 0.25, 0.18, 0.13, 0.1]),
+        "auto-search": (auto, [16384, 14336, 12288, 11264, 10240, 9216, 8192, 7168]),
     }
     rows = []
     for name, (make, settings) in sweeps.items():
@@ -127,24 +141,32 @@ def _methods(quick: bool) -> int:
                 print(f"  {name:<14} {s!s:>7}: no candidate within 1 point ({time.perf_counter() - t:.0f} s)", flush=True)
                 break
             val, test = evaluate(out, ds.x_val, ds.y_val), evaluate(out, ds.x_test, ds.y_test)
+            se = drop_and_error(net, out, ds.x_val, ds.y_val)[1]
             row = {"method": name, "setting": s, "weights": _nonzero_weights(out), "flash": _flash_tables(out, ds),
-                   "val": val, "test": test, "energy_uj": costing.net_figures(out)["energy_uj"]}
+                   "val": val, "test": test, "se": se, "energy_uj": costing.net_figures(out)["energy_uj"]}
             print(f"  {name:<14} {s!s:>7}: weights {row['weights']:>6,} flash {row['flash']:>6,} B "
-                  f"val {val:.4f} test {test:.4f} ({time.perf_counter() - t:.0f} s)", flush=True)
-            if base_val - val > 0.01 + 1e-9:
+                  f"val {val:.4f} (drop {100 * (base_val - val):+.1f} +- {100 * se:.1f} p) test {test:.4f} "
+                  f"(drop {100 * (base_test - test):+.1f} p) ({time.perf_counter() - t:.0f} s)", flush=True)
+            if not within_limit(net, out, ds.x_val, ds.y_val, 0.01):
                 break
             best = row
         if best:
             rows.append(best)
     base_energy = costing.net_figures(net)["energy_uj"]
-    print(f"\nLeNet-5 on mnist5k, strongest setting within 1 point of validation accuracy "
-          f"(base val {base_val:.4f}, test {base_test:.4f}; {base_w:,} weights, {base_flash:,} B, {base_energy:,.0f} uJ)")
+    print(f"\nLeNet-5 on mnist5k, strongest setting within 1 point on validation (drop + 1 s.e. <= 1 point; "
+          f"base val {base_val:.4f}, test {base_test:.4f}; {base_w:,} weights, {base_flash:,} B, {base_energy:,.0f} uJ)")
     print(f"{'method':<14}{'setting':>9}{'weights':>9}{'w. red.':>9}{'flash B':>9}{'fl. red.':>9}"
-          f"{'val':>8}{'test':>8}{'test drop':>10}{'uJ':>8}")
+          f"{'val':>8}{'val drop':>10}{'test':>8}{'test drop':>10}{'uJ':>8}  test <= 1 p")
     for r in rows:
+        ok = base_test - r["test"] <= 0.01 + 1e-9
         print(f"{r['method']:<14}{r['setting']!s:>9}{r['weights']:>9,}{base_w / r['weights']:>8.1f}x"
-              f"{r['flash']:>9,}{base_flash / r['flash']:>8.1f}x{r['val']:>8.4f}{r['test']:>8.4f}"
-              f"{100 * (base_test - r['test']):>9.1f}p{r['energy_uj']:>8,.0f}")
+              f"{r['flash']:>9,}{base_flash / r['flash']:>8.1f}x{r['val']:>8.4f}{100 * (base_val - r['val']):>9.1f}p"
+              f"{r['test']:>8.4f}{100 * (base_test - r['test']):>9.1f}p{r['energy_uj']:>8,.0f}  {'yes' if ok else 'NO'}")
+    honest = [r for r in rows if base_test - r["test"] <= 0.01 + 1e-9]
+    if honest:
+        top = max(honest, key=lambda r: base_flash / r["flash"])
+        print(f"best flash reduction within 1 point on validation (margin) and on test: {base_flash / top['flash']:.1f}x "
+              f"({top['method']} {top['setting']}: {top['flash']:,} B, {base_w / top['weights']:.1f}x weights)")
     return 0
 
 
@@ -186,6 +208,75 @@ def _calibrate(pairs: list[str]) -> int:
     return 0
 
 
+# conv layers (input shape, arch) measured by `kernels`: LeNet-5's and mnist_uno's two convs (from
+# all-interior to mostly-border windows) and a strided one
+KERNEL_CASES = [((1, 28, 28), [{"conv": {"out": 6, "kernel": 5, "pad": 2}}, {"relu": {}}, {"maxpool": {"kernel": 2}}]),
+                ((6, 14, 14), [{"conv": {"out": 16, "kernel": 5}}, {"relu": {}}, {"maxpool": {"kernel": 2}}]),
+                ((1, 14, 14), [{"conv": {"out": 8, "kernel": 5, "pad": 2}}, {"relu": {}}, {"maxpool": {"kernel": 2}}]),
+                ((8, 7, 7), [{"conv": {"out": 24, "kernel": 3, "pad": 1}}, {"relu": {}}, {"maxpool": {"kernel": 2}}]),
+                ((4, 12, 12), [{"conv": {"out": 8, "kernel": 3, "stride": 2, "pad": 1}}, {"relu": {}}])]
+KERNEL_DENSITIES = (0.05, 0.12, 0.25, 0.4)
+
+
+def _measure_conv(shape, arch, density: float, work: Path) -> tuple[dict, float, int]:
+    """(conv_sparse features, simavr cycles of the conv layer, code bytes of the .text) for one
+    sparse conv followed by a 10-output dense layer, built with the Uno's toolchain."""
+    import numpy as np
+
+    from edgebuild.codegen import generate
+    from edgebuild.compress.budget import net_graph
+    from edgebuild.compress.energy import _conv_features, sparse_conv_features
+    from edgebuild.compress.prune import apply_masks, magnitude_masks
+    from edgebuild.compress.quantize import quantize
+    from edgebuild.config import load_recipe
+    from edgebuild.firmware import build
+    from edgebuild.sim import run_simavr
+    from edgebuild.storage import plan_memory
+    from edgebuild.train import build_net
+
+    net = build_net(arch + [{"flatten": {}}, {"dense": {"out": 10}}], shape, seed=1)
+    apply_masks(net, magnitude_masks(net, {"conv1": 1 - density}))
+    x = np.random.default_rng(0).uniform(0, 1, (40, *shape)).astype(np.float32)
+    qm = quantize(net_graph(net), x)
+    conv = qm.layers[0]
+    assert qm.stored(conv["tables"]["weight"]) is not qm.arrays[conv["tables"]["weight"]], "not stored sparse"
+    weights, acts = qm.layout_request()
+    plan = plan_memory(weights=weights, activations=acts, media={"flash": {"capacity": 30000}, "sram": {"capacity": 4096}})
+    generate(qm, plan, work / "gen", arch="avr")
+    target = load_recipe(ROOT / "recipes" / "lenet5_uno.yaml")["target"]
+    fw = build(target, sorted((work / "gen").iterdir()), work / "fw", harness="device",
+               defines=target["toolchain"].get("defines") or {})
+    sim = run_simavr(fw["elf"], mcu=target["mcu"], f_cpu=target["f_cpu"], inputs=qm.quantize_input(x[:2]).reshape(2, -1),
+                     output_size=qm.output_size, baud=target["uart"]["baud"], workdir=work / "sim")
+    w = qm.arrays[conv["tables"]["weight"]]
+    feats = sparse_conv_features(_conv_features(dict(conv, w=w)), int(np.count_nonzero(w)), w.shape[0])
+    return feats, float(sim["layer_cycles"][0]), int(fw["size"].get("flash_bytes", 0))
+
+
+def _kernels() -> int:
+    import tempfile
+
+    from edgebuild.compress.energy import fit_cycle_model, predict_cycles
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (shape, arch) in enumerate(KERNEL_CASES):
+            for d in KERNEL_DENSITIES:
+                feats, cycles, _ = _measure_conv(shape, arch, d, Path(tmp) / f"{i}-{d}")
+                rows.append((f"case{i} d={d}", feats, cycles))
+                print(f"  case {i} density {d}: {feats['entries']:,} entries, {cycles:,.0f} cycles", flush=True)
+    model = fit_cycle_model([("conv_sparse", f, c) for _, f, c in rows])
+    print("conv_sparse cycle model:\n  " + json.dumps(model["conv_sparse"]))
+    worst = 0.0
+    for name, f, c in rows:
+        held = fit_cycle_model([("conv_sparse", g, y) for n, g, y in rows if n != name])
+        p, q = predict_cycles("conv_sparse", f, model), predict_cycles("conv_sparse", f, held)
+        worst = max(worst, abs(p - c) / c)
+        print(f"  {name:<14}{c:>12,.0f}{p:>12,.0f}{100 * (p - c) / c:>+7.1f}%  held out {100 * (q - c) / c:>+7.1f}%")
+    print(f"largest error of the fit: {100 * worst:.1f}%; cycles per entry {model['conv_sparse'].get('entries', 0):.1f}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -193,7 +284,10 @@ def main() -> int:
     m.add_argument("--quick", action="store_true", help="two settings per method")
     c = sub.add_parser("calibrate", help="fit the cycle model from builds")
     c.add_argument("pairs", nargs="+", help="RECIPE.yaml:BUILD_DIR")
+    sub.add_parser("kernels", help="fit the conv_sparse cycle model from simavr runs")
     args = ap.parse_args()
+    if args.cmd == "kernels":
+        return _kernels()
     return _methods(args.quick) if args.cmd == "methods" else _calibrate(args.pairs)
 
 

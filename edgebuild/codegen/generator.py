@@ -11,7 +11,10 @@ input zero point folded into the bias; border windows copy one channel's valid t
 KH*KW patch pre-filled with the zero point and run the same dot product (exact). A fused
 MaxPool takes the max of accumulators and requantises once. On AVR the MAC is an inline-asm
 ``ld / lpm Z+ / muls`` sequence, two taps summed in int16 before one sign-extended 32-bit add
-(weights in [-127, 127] keep the pair sum within int16).
+(weights in [-127, 127] keep the pair sum within int16). Weights stored sparse
+(edgebuild.compress.sparse, when smaller) select the ``dense_sparse`` / ``conv_sparse`` kernels,
+which walk the encoded entries in place; a sparse conv reads interior taps through a per-layer
+offset table and border windows through the same patch as the dense conv.
 
 Every name that reaches C goes through ``edgebuild.model.c_identifier``; ONNX names never
 appear verbatim in the output (not even in comments).
@@ -108,6 +111,7 @@ def _layer_consts(lay: dict, qm) -> dict:
         d["ROWSTEP"] = row - kw if d["DW"] == 1 else row
         d["CHSTEP"] = h * w - kh * row
         d["DOT_OPS"] = _dot_ops(kh, kw, d["ROWSTEP"]) if d["DW"] == 1 and kh * kw <= 25 else None
+        d["OFFS"] = [ky * row + kx * d["DW"] for ky in range(kh) for kx in range(kw)]  # sparse taps
         if "pool" in a:
             d.update(_geometry_consts(a["pool"], "P"), POH=lay["out_shape"][1],
                      POW=lay["out_shape"][2])
@@ -208,10 +212,10 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
 
     layers = []
     for i, lay in enumerate(qmodel.layers):
-        sparse = lay["kind"] == "dense" and qmodel.stored(lay["tables"]["weight"]) is not \
+        sparse = lay["kind"] in ("dense", "conv") and qmodel.stored(lay["tables"]["weight"]) is not \
             qmodel.arrays[lay["tables"]["weight"]]
         layers.append({"fn": c_identifier(f"eb_l{i}_{lay['name']}", taken), "kind": lay["kind"],
-                       "macro": "dense_sparse" if sparse else MACROS[lay["kind"]], "macs": lay["macs"],
+                       "macro": MACROS[lay["kind"]] + ("_sparse" if sparse else ""), "macs": lay["macs"],
                        "c": _layer_consts(lay, qmodel),
                        "t": {k: ids[n] for k, n in lay["tables"].items()},
                        "in_exprs": [expr(t) for t in lay["inputs"]],

@@ -27,10 +27,14 @@ FEATURES = {
              "outputs", "one"),
     "dense": ("macs", "outputs", "one"),
     "dense_sparse": ("entries", "outputs", "one"),      # dense layer with sparse-encoded weights
+    # conv with sparse-encoded weights: entries = non-zero weights x windows each is read in,
+    # window_channels = (window, input channel) counts read; border windows gather taps as the dense conv
+    "conv_sparse": ("entries", "windows", "window_channels", "border_windows", "border_taps", "border_rows",
+                    "outputs"),
     "maxpool": ("taps", "outputs", "one"),
     "avgpool": ("taps", "outputs", "one"),
 }
-WEIGHTED = ("conv", "dense", "dense_sparse")
+WEIGHTED = ("conv", "dense", "dense_sparse", "conv_sparse")
 # Flash bytes of the constant tables per output channel besides the int8 weights:
 # an int32 bias and an int32 (multiplier, shift) requantisation pair.
 TABLE_BYTES_PER_CHANNEL = 4 + 8
@@ -81,6 +85,14 @@ def _conv_features(lay: dict) -> dict[str, float]:
             "outputs": int(np.prod(lay["out_shape"])), "one": 1}
 
 
+def sparse_conv_features(conv: dict[str, float], nonzeros: int, out_channels: int) -> dict[str, float]:
+    """Features of a conv stored sparse, from its dense ``conv`` features and non-zero weight count
+    (every output channel's entries are walked once per window of that channel)."""
+    per_channel = conv["windows"] // out_channels
+    keep = ("windows", "window_channels", "border_windows", "border_taps", "border_rows", "outputs", "one")
+    return {"entries": nonzeros * per_channel, **{k: conv[k] for k in keep}}
+
+
 def _features(lay: dict) -> dict[str, float]:
     kind, a = lay["kind"], lay["attrs"]
     out = int(np.prod(lay["out_shape"]))
@@ -112,6 +124,9 @@ def _costs(layers: list[dict]) -> list[LayerCost]:
             out = int(lay["w"].shape[0])
             kind, feats = "dense_sparse", {"entries": (enc - 2 * out) // 2, "outputs": out, "one": 1}
             flash = enc + TABLE_BYTES_PER_CHANNEL * out
+        elif kind == "conv" and (enc := stored_bytes(lay["w"])) < lay["w"].size:
+            kind, feats = "conv_sparse", sparse_conv_features(feats, np.count_nonzero(lay["w"]), lay["w"].shape[0])
+            flash = enc + TABLE_BYTES_PER_CHANNEL * int(lay["w"].shape[0])
         costs.append(LayerCost(name=lay["name"], kind=kind, params=params,
                                macs=int(feats.get("macs", feats.get("taps", feats.get("entries", 0)))),
                                flash_bytes=flash, out_bytes=int(np.prod(lay["out_shape"])), features=feats))
@@ -135,7 +150,7 @@ def footprint(graph, energy: dict) -> dict:
         out_name = alias[out_name]
     costs = _costs(layers)
     code = energy.get("code_bytes") or {}
-    kinds = [("conv_border" if c.features.get("border_windows") else c.kind) for c in costs]
+    kinds = [("conv_border" if c.kind == "conv" and c.features.get("border_windows") else c.kind) for c in costs]
     code_bytes = code.get("one", 0.0) + sum(code.get(k, 0.0) + (code.get("conv", 0.0) if k == "conv_border" else 0.0)
                                             for k in kinds)
     acts = {}
@@ -157,8 +172,8 @@ def _traffic(c: LayerCost, weight_medium: str) -> dict[str, dict[str, int]]:
     f = c.features
     reads = int(f.get("macs", f.get("taps", f.get("entries", 0))))
     traffic = {"sram": {"read": reads, "write": c.out_bytes}}
-    if c.kind in WEIGHTED:          # a sparse entry is two bytes: input gap and weight
-        weight_reads = 2 * reads if c.kind == "dense_sparse" else reads
+    if c.kind in WEIGHTED:          # a sparse entry is two bytes: input gap (or tap) and weight
+        weight_reads = 2 * reads if c.kind.endswith("_sparse") else reads
         traffic.setdefault(weight_medium, {"read": 0, "write": 0})
         traffic[weight_medium]["read"] += weight_reads
     return traffic

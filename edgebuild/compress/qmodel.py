@@ -99,11 +99,11 @@ class QModel:
                 * self.output_scale).astype(np.float32)
 
     def stored(self, name: str) -> np.ndarray:
-        """Table ``name`` as the device stores it: a dense layer's weights sparse-encoded
+        """Table ``name`` as the device stores it: a dense or conv layer's weights sparse-encoded
         (edgebuild.compress.sparse) when that is smaller, every other table as it is."""
         from .sparse import device_weights
 
-        if any(lay["kind"] == "dense" and lay["tables"].get("weight") == name for lay in self.layers):
+        if any(lay["kind"] in ("dense", "conv") and lay["tables"].get("weight") == name for lay in self.layers):
             return device_weights(self.arrays[name])
         return self.arrays[name]
 

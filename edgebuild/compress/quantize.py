@@ -22,6 +22,7 @@ from .qmodel import QModel
 __all__ = ["quantize", "QModel"]
 
 INT32 = (-(2 ** 31), 2 ** 31 - 1)
+BIAS_LIMIT = 2 ** 28            # largest |int32 bias| a weight scale is chosen for (room for the MACs)
 ADD_BITS = 14
 
 
@@ -85,6 +86,14 @@ class _Builder:
     def weighted(self, lay: dict, rng: tuple) -> dict:
         s_in, zp_in = self.qp[lay["inputs"][0]]
         wq, s_w = fp.symmetric_weights(lay["w"], self.per_channel)
+        # A channel whose weights are tiny next to its bias (a neuron that weight decay has all but
+        # switched off) would need a bias beyond int32 in units of s_in * s_w: coarsen that channel's
+        # weight scale until the bias fits BIAS_LIMIT (its weights stay the negligible few steps they are).
+        floor = np.abs(lay["b"]) / (s_in * BIAS_LIMIT)
+        if (s_w < floor).any():
+            s_w = np.maximum(s_w, floor)
+            flat = lay["w"].reshape(len(s_w), -1) / s_w[:, None]
+            wq = np.clip(np.round(flat), -127, 127).astype(np.int8).reshape(lay["w"].shape)
         s_out, zp_out = _floored(rng, s_in * s_w.max() / fp.MAX_MULTIPLIER)
         self.qp[lay["output"]] = (s_out, zp_out)
         bias = np.round(lay["b"] / (s_in * s_w)).astype(np.int64)

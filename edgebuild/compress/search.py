@@ -5,17 +5,27 @@ an evolutionary or RL search (AMC) because the resource budgets are *analytic* (
 energy and latency of a width vector come from the cost model in milliseconds, no training) and
 only accuracy needs training. So:
 
-1. Sensitivity: prune each layer alone (L1 filters/neurons; for dense layers also weight
-   magnitude) to a few keep ratios and measure the validation-accuracy drop without fine-tuning.
+1. Sensitivity: prune each layer alone (L1 filters/neurons; for every conv and dense layer also
+   weight magnitude) to a few keep ratios and measure the validation-accuracy drop without fine-tuning.
 2. Greedy descent: from the full model, repeatedly take the one move that removes the most budget
    excess per unit of predicted accuracy drop (``drop ** beta``), until every resource budget is
-   met. A move either shrinks a layer's width (to ``STEP`` of it) or lowers a dense layer's weight
-   density to the next of ``DENSITIES`` (magnitude pruning; below one half the code generator
-   stores the weights sparsely, so flash falls, while each stored weight costs more cycles). Several ``beta`` trade-offs
+   met. A move either shrinks a layer's width (to ``STEP`` of it) or lowers a conv or dense layer's
+   weight density to the next of ``DENSITIES`` (magnitude pruning; below about one half the code
+   generator stores the weights sparsely, so flash falls, while each stored weight costs more
+   cycles): structured and unstructured compression combine. Several ``beta`` trade-offs
    (0: cheapest path, larger: accuracy-aware) give a few distinct candidates, then each is grown
    back greedily while it still fits.
 3. Each candidate is pruned from the trained weights and fine-tuned with the numpy trainer; the
-   most accurate one that meets every budget wins.
+   most accurate one that meets every budget wins and is fine-tuned for as long again (kept if
+   that does not lower its validation accuracy).
+
+The accuracy limit is enforced with a noise margin (``within_limit``): 500 validation digits
+measure an accuracy drop only to about +-0.6 points (one standard error of the paired difference,
+``sqrt(n01 + n10) / n`` from the digits only one of the two models gets right), so a candidate
+passes only if its drop *plus one standard error* stays within ``max_accuracy_drop``. More held-out
+digits were the alternative, but the only other labelled digits (the training split) were seen by
+the uncompressed model, which makes its accuracy there a training accuracy and the measured drop
+meaningless; k-fold would need the base model retrained per fold.
 
 Everything is deterministic for a seed. A budget no width vector can meet (even one output per
 layer) fails before any training, naming the budget and the shortfall.
@@ -27,6 +37,7 @@ it), fine-tune briefly, and keep the step only if accuracy holds; until the budg
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -34,8 +45,8 @@ import numpy as np
 
 from edgebuild.compress.budget import Budget, Costing, net_graph
 from edgebuild.compress.finetune import train
-from edgebuild.compress.prune import apply_masks, magnitude_masks, prunable_layers, prune_structured, widths
-from edgebuild.train.layers import Dense
+from edgebuild.compress.prune import (apply_masks, magnitude_masks, prunable_layers, prune_structured, weighted_layers,
+                                      widths)
 from edgebuild.errors import BudgetError
 from edgebuild.train import evaluate
 from edgebuild.train.net import Net
@@ -75,14 +86,29 @@ def realise(net: Net, keep: dict[str, int], density: dict[str, float] | None = N
     return pruned
 
 
-def dense_layers(net: Net) -> list[str]:
-    return [layer.name for layer in net.layers if isinstance(layer, Dense)]
+def density_layers(net: Net) -> list[str]:
+    """Layers whose weight density the search may lower: every conv and dense layer."""
+    return weighted_layers(net)
+
+
+def drop_and_error(base: Net, cand: Net, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Accuracy drop of ``cand`` against ``base`` on (x, y), and its standard error
+    ``sqrt(n01 + n10) / n`` (paired: only digits exactly one of the two gets right count)."""
+    a = np.argmax(base.forward(x), axis=1) == y
+    b = np.argmax(cand.forward(x), axis=1) == y
+    return float(a.mean() - b.mean()), float(np.sqrt(np.count_nonzero(a != b)) / len(y))
+
+
+def within_limit(base: Net, cand: Net, x: np.ndarray, y: np.ndarray, limit: float) -> bool:
+    """True when ``cand``'s drop on (x, y) plus one standard error is within ``limit``."""
+    drop, se = drop_and_error(base, cand, x, y)
+    return drop + se <= limit + TOL
 
 
 def sensitivity(net: Net, x: np.ndarray, y: np.ndarray, layers: list[str] | None = None) -> dict:
     """(kind, layer) -> [(kept fraction, validation accuracy drop)] for pruning that layer alone
     without fine-tuning: kind "width" (L1 outputs, ``layers``, default the prunable ones) and
-    "density" (weight magnitude, every dense layer)."""
+    "density" (weight magnitude, every conv and dense layer)."""
     base = evaluate(net, x, y)
     full = widths(net)
     out = {}
@@ -92,7 +118,7 @@ def sensitivity(net: Net, x: np.ndarray, y: np.ndarray, layers: list[str] | None
             keep = max(1, int(round(full[name] * r)))
             curve.append((keep / full[name], max(0.0, base - evaluate(prune_structured(net, {name: keep}), x, y))))
         out["width", name] = sorted(curve)
-    for name in dense_layers(net):
+    for name in density_layers(net):
         curve = [(1.0, 0.0)] + [(d, max(0.0, base - evaluate(realise(net, {}, {name: d}), x, y))) for d in DENSITIES]
         out["density", name] = sorted(curve)
     return out
@@ -168,19 +194,25 @@ def _grow(keep: dict, density: dict, full: dict, figs: _Figures, budget: Budget,
     return keep
 
 
-def _fail(budget: Budget, cand: Candidate, base_acc: float, why: str) -> BudgetError:
+def _fail(budget: Budget, cand: Candidate, base_acc: float, why: str, drop: float | None = None) -> BudgetError:
+    """BudgetError naming what ``cand`` misses (kept as the error's ``candidate``); ``drop``: its
+    accuracy drop as the limit counts it (default: base minus its validation accuracy)."""
     short = budget.shortfalls(cand.figures)
-    if cand.val_accuracy is not None and base_acc - cand.val_accuracy > budget.max_accuracy_drop + TOL:
-        short["max_accuracy_drop"] = {"value": base_acc - cand.val_accuracy, "limit": budget.max_accuracy_drop,
-                                      "over": base_acc - cand.val_accuracy - budget.max_accuracy_drop}
+    if drop is None and cand.val_accuracy is not None:
+        drop = base_acc - cand.val_accuracy
+    if drop is not None and drop > budget.max_accuracy_drop + TOL:
+        short["max_accuracy_drop"] = {"value": drop, "limit": budget.max_accuracy_drop,
+                                      "over": drop - budget.max_accuracy_drop}
     parts = [f"{k} {v['value']:,.4g} > {v['limit']:,.4g} (over by {v['over']:,.4g})" for k, v in short.items()]
     acc = "" if cand.val_accuracy is None else f", val accuracy {cand.val_accuracy:.4f}"
-    return BudgetError(
+    err = BudgetError(
         f"{why}; best candidate {cand.origin} (widths {cand.keep}, flash ~{cand.figures['flash_bytes']:,} B, "
         f"SRAM ~{cand.figures['sram_bytes']:,} B, {cand.figures['energy_uj']:.1f} uJ, "
         f"{cand.figures['latency_ms']:.1f} ms{acc}) misses: " + "; ".join(parts),
         shortfalls=short, field="compression." + next(iter(short), "flash_bytes"),
         fix="relax that budget, raise compression.max_accuracy_drop, or start from a smaller model")
+    err.candidate = cand
+    return err
 
 
 def finetune(net: Net, keep: dict[str, int], ds, *, epochs: int, lr: float, seed: int,
@@ -205,10 +237,10 @@ def search(net: Net, ds, costing: Costing, budget: Budget, *, epochs: int = 6, l
     layers = prunable_layers(net)
     full = {n: w for n, w in widths(net).items() if n in layers}
     figs = _Figures(net, costing)
-    # The smallest states: one output per layer, dense weights stored densely or at the lowest
+    # The smallest states: one output per layer, weights stored densely or at the lowest
     # density (sparse storage saves flash but costs cycles, so neither need be the cheaper).
     smallest = {n: 1 for n in layers}
-    sparsest = {n: DENSITIES[-1] for n in dense_layers(net)}
+    sparsest = {n: DENSITIES[-1] for n in density_layers(net)}
     floor = min(({}, sparsest), key=lambda d: budget.excess(figs(smallest, d)))
     if budget.excess(figs(smallest, floor)) > 0:
         raise _fail(budget, Candidate(smallest, figs(smallest, floor), "one output per layer", density=floor), 0.0,
@@ -217,7 +249,7 @@ def search(net: Net, ds, costing: Costing, budget: Budget, *, epochs: int = 6, l
     if budget.excess(figs(full)) == 0:
         say("the model already meets every budget")
         return Candidate(dict(full), figs(full), "unpruned", base_acc, net), []
-    dense = dense_layers(net)
+    dense = density_layers(net)
     say(f"sensitivity of {len(layers)} widths and {len(dense)} densities")
     sens = sensitivity(net, ds.x_val, ds.y_val, layers)
     states = []
@@ -236,8 +268,17 @@ def search(net: Net, ds, costing: Costing, budget: Budget, *, epochs: int = 6, l
                                tuned, density))
         say(f"candidate {i + 1}: val accuracy {cands[-1].val_accuracy:.4f} (base {base_acc:.4f})")
     best = max(cands, key=lambda c: (c.val_accuracy, -c.figures["flash_bytes"]))
-    if base_acc - best.val_accuracy > budget.max_accuracy_drop + TOL:
-        raise _fail(budget, best, base_acc, f"no candidate stays within the accuracy budget (base {base_acc:.4f})")
+    longer = copy.deepcopy(best.net)
+    train(longer, ds, epochs=epochs, lr=lr / 2, seed=seed + 1)        # the winner's longer fine-tune
+    acc = evaluate(longer, ds.x_val, ds.y_val)
+    say(f"longer fine-tune of {best.origin}: val accuracy {best.val_accuracy:.4f} -> {acc:.4f}")
+    if acc >= best.val_accuracy:
+        best.net, best.val_accuracy = longer, acc
+    if not within_limit(net, best.net, ds.x_val, ds.y_val, budget.max_accuracy_drop):
+        drop, se = drop_and_error(net, best.net, ds.x_val, ds.y_val)
+        raise _fail(budget, best, base_acc, f"no candidate stays within the accuracy budget with its noise margin "
+                                            f"(base {base_acc:.4f}; best drop {drop:.4f} + standard error {se:.4f})",
+                    drop + se)
     return best, cands
 
 

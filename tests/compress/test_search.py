@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 import pytest
 from threadpoolctl import threadpool_limits
 
 from edgebuild.compress.budget import Budget, Costing
-from edgebuild.compress.prune import widths
-from edgebuild.compress.search import energy_prune, predicted_drop, search
+from edgebuild.compress.prune import apply_masks, magnitude_masks, weighted_layers, widths
+from edgebuild.compress.search import drop_and_error, energy_prune, predicted_drop, search, within_limit
 from edgebuild.config import load_recipe
 from edgebuild.errors import BudgetError
 from edgebuild.train import build_net
@@ -52,12 +54,16 @@ def test_impossible_flash_budget_fails_fast_with_the_shortfall(uno, costing, dig
     assert time.perf_counter() - t0 < 5
     short = err.value.shortfalls
     assert set(short) == {"flash_bytes"} and short["flash_bytes"]["limit"] == 2048
-    smallest = costing.net_figures(build_net([{"conv": {"out": 1, "kernel": 5, "pad": 2}}, {"relu": {}},
-                                              {"maxpool": {"kernel": 2}}, {"conv": {"out": 1, "kernel": 5}},
-                                              {"relu": {}}, {"maxpool": {"kernel": 2}}, {"flatten": {}},
-                                              {"dense": {"out": 1}}, {"relu": {}}, {"dense": {"out": 1}},
-                                              {"relu": {}}, {"dense": {"out": 10}}], (1, 28, 28)))
-    assert short["flash_bytes"]["over"] == smallest["flash_bytes"] - 2048
+    tiny = build_net([{"conv": {"out": 1, "kernel": 5, "pad": 2}}, {"relu": {}},
+                      {"maxpool": {"kernel": 2}}, {"conv": {"out": 1, "kernel": 5}},
+                      {"relu": {}}, {"maxpool": {"kernel": 2}}, {"flatten": {}},
+                      {"dense": {"out": 1}}, {"relu": {}}, {"dense": {"out": 1}},
+                      {"relu": {}}, {"dense": {"out": 10}}], (1, 28, 28))
+    dense_floor = costing.net_figures(tiny)["flash_bytes"]
+    apply_masks(tiny, magnitude_masks(tiny, {n: 0.96 for n in weighted_layers(tiny)}))   # lowest density
+    sparse_floor = costing.net_figures(tiny)["flash_bytes"]
+    assert sparse_floor < dense_floor           # the 5x5 convs store 3 bytes (count, tap, weight), not 25
+    assert short["flash_bytes"]["over"] == sparse_floor - 2048
     assert "flash_bytes" in str(err.value) and "over by" in str(err.value)
 
 
@@ -98,3 +104,40 @@ def test_energy_first_prunes_until_the_energy_budget(trained, digits, costing):
     assert best.figures["energy_uj"] <= budget.energy_uj
     # conv1 and conv2 hold most of the energy: energy-first pruning starts there
     assert best.keep["conv1"] < 6 or best.keep["conv2"] < 8
+
+
+class _Fixed:
+    """A stand-in net whose predictions are given: forward returns one-hot logits."""
+
+    def __init__(self, pred):
+        self.pred = np.asarray(pred)
+
+    def forward(self, x):
+        return np.eye(10)[self.pred[:len(x)]]
+
+
+def test_accuracy_limit_counts_the_paired_noise():
+    y = np.zeros(400, int)
+    base = _Fixed(np.r_[np.zeros(392, int), np.ones(8, int)])          # 392 / 400 right
+    # the candidate gets 12 of base's right digits wrong and 8 of its wrong ones right: 4 fewer right
+    cand_pred = np.zeros(400, int)
+    cand_pred[:12] = 1
+    cand = _Fixed(cand_pred)
+    drop, se = drop_and_error(base, cand, np.zeros((400, 1)), y)
+    assert drop == pytest.approx(4 / 400)
+    assert se == pytest.approx(np.sqrt(12 + 8) / 400)                  # 20 discordant digits
+    x = np.zeros((400, 1))
+    assert not within_limit(base, cand, x, y, 0.01)                    # drop 1 point + 1.1 s.e.
+    assert within_limit(base, cand, x, y, 0.01 + np.sqrt(20) / 400)
+    assert within_limit(base, base, x, y, 0.0)                         # no change: no drop, no noise
+
+
+def test_sensitivity_covers_conv_and_dense_densities(trained, digits):
+    from edgebuild.compress.search import sensitivity
+
+    sens = sensitivity(trained, digits.x_val, digits.y_val)
+    assert {n for kind, n in sens if kind == "density"} == {"conv1", "conv2", "dense1", "dense2"}
+    assert {n for kind, n in sens if kind == "width"} == {"conv1", "conv2", "dense1"}
+    # keeping 4% of conv1's 54 weights hurts more than keeping 45%
+    curve = dict(sens["density", "conv1"])
+    assert curve[0.04] > curve[0.45]

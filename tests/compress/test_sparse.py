@@ -114,4 +114,25 @@ def test_sparse_firmware_is_bit_exact_on_simavr(tmp_path):
     assert report["verify"]["bit_exact"] == report["verify"]["samples"] == 100
     tables = {m["name"]: m["nbytes"] for m in report["memory_map"] if m["kind"] == "weight"}
     assert tables["dense1.weight"] < 2160 // 2                 # 20% of 216x10 stored sparse, not dense
-    assert "sparse weights" in (tmp_path / "build" / "codegen" / "edgebuild_model.c").read_text()
+    assert tables["conv2.weight"] == 24 * 8 + 2 * round(0.2 * 24 * 8 * 9)   # a count per channel pair + 20% of taps
+    code = (tmp_path / "build" / "codegen" / "edgebuild_model.c").read_text()
+    assert "sparse weights" in code and "encode_conv" in code    # dense_sparse and conv_sparse kernels
+
+
+def test_cost_model_counts_sparse_conv_flash_and_entries():
+    net = build_net([{"conv": {"out": 4, "kernel": 5, "pad": 2}}, {"relu": {}}, {"maxpool": {"kernel": 2}},
+                     {"conv": {"out": 6, "kernel": 3, "stride": 2}}, {"relu": {}}, {"flatten": {}},
+                     {"dense": {"out": 10}}], (1, 16, 16), seed=0)
+    apply_masks(net, magnitude_masks(net, {"conv1": 0.9, "conv2": 0.5}))
+    costs = {c.name: c for c in layer_costs(net_graph(net))}
+    w1, w2 = net.params()["conv1.weight"], net.params()["conv2.weight"]
+    c1, c2 = costs["conv1"], costs["conv2"]
+    assert c1.kind == "conv_sparse" and c2.kind == "conv"          # 50% density: dense storage is smaller
+    assert c1.flash_bytes == 4 * 1 + 2 * np.count_nonzero(w1) + 12 * 4
+    assert c2.flash_bytes == w2.size + 12 * 6
+    # every non-zero weight is read once per window of its output channel: 16 x 16 windows (pad 2)
+    assert c1.features["entries"] == np.count_nonzero(w1) * 16 * 16
+    assert c1.features["windows"] == 4 * 16 * 16
+    # taps gathered at the border: the valid taps of every window outside the 12 x 12 interior
+    inside = [sum(0 <= y - 2 + d < 16 for d in range(5)) for y in range(16)]    # valid rows per window row
+    assert c1.features["border_taps"] == 4 * (sum(inside) ** 2 - 12 * 12 * 25)
