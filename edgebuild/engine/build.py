@@ -56,7 +56,7 @@ class Build:
         self.build_dir = Path(build_dir) if build_dir is not None else None
         self.dry_run = dry_run
         self.explain = explain_
-        self.names = self.pipe.closure(list(only)) if only else self.pipe.order()
+        self.names = self.pipe.closure(list(only)) if only else self.pipe.default_rules()
         self.reporter = reporter
         self.where = str(self.pipe.path or "pipeline")
         self.code = CodeHasher()

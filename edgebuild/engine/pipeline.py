@@ -13,6 +13,7 @@ Format::
         code: [edgebuild.train]              # extra modules/packages whose source is hashed
         version: 1                           # bump to invalidate cached results
         publish: false                       # copy outputs to <build_dir>/train/
+        on_demand: false                     # true: built only when asked for (Engine.build(only=...))
         description: "..."                   # shown by graph renderings
 
 Every problem a user can make in the file raises :class:`~edgebuild.errors.ConfigError` naming
@@ -29,7 +30,7 @@ from pathlib import Path
 from edgebuild.errors import ConfigError
 
 RULE_KEYS = ("action", "params", "files", "inputs", "when", "code", "version", "publish",
-             "description")
+             "on_demand", "description")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _ACTION_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _DOTTED_RE = re.compile(r"^[\w.-]+$")
@@ -48,6 +49,7 @@ class RuleSpec:
     code: tuple[str, ...] = ()
     version: int = 1
     publish: bool = False
+    on_demand: bool = False
     description: str = ""
 
     @property
@@ -81,6 +83,11 @@ class Pipeline:
         """Rule names in a dependency-respecting order (stable for a given file)."""
         return list(self._order)
 
+    def default_rules(self) -> list[str]:
+        """The rules a build without ``only`` brings up to date: all but the on-demand ones (and
+        an on-demand rule another of them reads), in topological order."""
+        return self.closure([n for n in self._order if not self.rules[n].on_demand])
+
     def closure(self, names: list[str]) -> list[str]:
         """``names`` plus all their transitive upstream rules, in topological order."""
         unknown = [n for n in names if n not in self.rules]
@@ -102,7 +109,7 @@ class Pipeline:
         lines = ["digraph pipeline {", "  rankdir=LR;", "  node [shape=box, fontname=monospace];"]
         for name in self._order:
             rule = self.rules[name]
-            label = name + (f"\\nwhen {rule.when}" if rule.when else "")
+            label = name + (f"\\nwhen {rule.when}" if rule.when else "") + ("\\non demand" if rule.on_demand else "")
             attrs = [f'label="{_dot_escape(label)}"']
             if rule.description:
                 attrs.append(f'tooltip="{_dot_escape(rule.description)}"')
@@ -121,7 +128,7 @@ class Pipeline:
         lines = ["flowchart LR"]
         for name in self._order:
             rule = self.rules[name]
-            text = name + (f"<br/>when {rule.when}" if rule.when else "")
+            text = name + (f"<br/>when {rule.when}" if rule.when else "") + ("<br/>on demand" if rule.on_demand else "")
             lines.append(f'  {_mermaid_id(name)}["{text}"]')
         for name in self._order:
             for local, (up, optional) in sorted(self.rules[name].input_rules().items()):
@@ -239,12 +246,16 @@ def _parse_rule(name: str, body: object, where: str) -> RuleSpec:
     if not isinstance(publish, bool):
         raise fail("publish", f"'publish' must be true or false, got {publish!r}",
                    "write 'publish: true' or 'publish: false'")
+    on_demand = body.get("on_demand", False)
+    if not isinstance(on_demand, bool):
+        raise fail("on_demand", f"'on_demand' must be true or false, got {on_demand!r}",
+                   "write 'on_demand: true' or leave it out")
     description = body.get("description") or ""
     if not isinstance(description, str):
         raise fail("description", "'description' must be a string", "quote the description")
     return RuleSpec(name=name, action=action, params=params, files=files, inputs=inputs,
                     when=when, code=tuple(code), version=version, publish=publish,
-                    description=description)
+                    on_demand=on_demand, description=description)
 
 
 def _topological_order(rules: dict[str, RuleSpec], path: Path | None) -> list[str]:

@@ -237,6 +237,27 @@ def test_required_input_of_skipped_rule_is_an_error(project):
     assert "rules.user.inputs.e" in str(res.error) and "'extra?'" in str(res.error)
 
 
+def test_on_demand_rule_is_built_only_when_asked_for(project):
+    eng = project.engine(DIAMOND + """
+  extra:
+    action: engine_demo_rules:concat
+    inputs: {t: top, s: src}
+    on_demand: true
+""")
+    res = eng.build(CONFIG, label="t")
+    assert "extra" not in res.rules and statuses(res)["top"] == "ran"
+    assert "extra" not in project.ran()
+    res = eng.build(CONFIG, label="t", only=["extra"])
+    assert statuses(res) == {"src": "cached", "par": "cached", "left": "cached", "right": "cached",
+                             "top": "cached", "extra": "ran"}
+    assert project.ran() == ["extra"]
+    # an on-demand rule a default rule reads is built with it
+    eng = project.engine(DIAMOND.replace("    inputs: {s: src}\n", "    inputs: {s: src}\n    on_demand: true\n"))
+    assert statuses(eng.build(CONFIG, label="t"))["left"] == "cached"
+    with pytest.raises(ConfigError, match="on_demand"):
+        project.engine(DIAMOND.replace("    inputs: {s: src}\n", "    inputs: {s: src}\n    on_demand: 3\n"))
+
+
 def test_flipped_byte_in_cache_is_detected_and_rebuilt(project, capsys):
     eng = project.engine(DIAMOND)
     first = eng.build(CONFIG, label="t")
