@@ -9,6 +9,8 @@
     edgebuild targets
     edgebuild flash RECIPE --port PORT [--print] [key=value ...]
     edgebuild export RECIPE --arduino DIR [key=value ...]
+    edgebuild search RECIPE [key=value ...] [--build-dir DIR]
+    edgebuild fleet FLEET.yaml [--build-root DIR]
 
 Errors a user can cause print one message (file, field, fix) and exit 2, with no traceback unless
 --debug. Imports stay light: a no-op rebuild must not pay for numpy, onnx, Hydra or SCons.
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from edgebuild.errors import EdgebuildError
 
-SUBCOMMANDS = ("build", "graph", "schema", "gc", "targets", "flash", "export", "tune", "fleet")
+SUBCOMMANDS = ("build", "graph", "schema", "gc", "targets", "flash", "export", "tune", "fleet", "search")
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "rules" / "pipeline.yaml"
 
 
@@ -108,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     fl.add_argument("--build-root", type=Path, default=Path("build"),
                     help="outputs go to BUILD_ROOT/fleet-<name>/ (default: build)")
     _common(fl)
+
+    se = sub.add_parser("search", help="one search for several boards (recipe's search section), then a "
+                                       "verified build of each board's model")
+    se.add_argument("recipe", help="recipe YAML with a search section, e.g. recipes/mnist_multi.yaml")
+    se.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. search.method=nas")
+    se.add_argument("--build-dir", type=Path, default=None, help="outputs folder (default: build/<recipe name>)")
+    _common(se)
     return top
 
 
@@ -235,6 +244,9 @@ def cmd_build(args) -> int:
         raise EdgebuildError("-P, --launcher and --ray-address run sweep points", field="-m",
                              fix="add -m to sweep, e.g. edgebuild RECIPE -m target=uno,host -P 2")
     config = _load(args)
+    if config.get("search") and not (args.dry_run or args.explain):
+        print(f"{args.recipe} has a search section: running `edgebuild search`", file=sys.stderr)
+        return cmd_search(args)
     build_dir = args.build_dir or Path("build") / config["name"]
     _run_build(args, config, label=config["name"], build_dir=build_dir, jobs=args.jobs,
                dry_run=args.dry_run, explain=args.explain)
@@ -375,9 +387,16 @@ def cmd_fleet(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from edgebuild.search.run import run_search
+
+    run_search(args, args.recipe, list(args.overrides), build_dir=args.build_dir)
+    return 0
+
+
 _COMMANDS = {"build": cmd_build, "graph": cmd_graph, "schema": cmd_schema, "gc": cmd_gc,
              "targets": cmd_targets, "flash": cmd_flash, "export": cmd_export, "tune": cmd_tune,
-             "fleet": cmd_fleet}
+             "fleet": cmd_fleet, "search": cmd_search}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -120,8 +120,8 @@ class Compression(_Strict):
                           "energy_uj, latency_ms) is set, else none (the model passes unchanged). auto: per-layer "
                           "width search to the budgets; energy: prune the most energy-hungry layers first; l1: "
                           "keep `ratio` of every layer's filters/neurons by L1 norm; magnitude / admm: zero all "
-                          "but `ratio` of each layer's weights (dense layers below 1/2 density are then "
-                          "stored sparsely, so their flash falls; conv weights stay dense); "
+                          "but `ratio` of each layer's weights (conv and dense layers below about 1/2 density "
+                          "are then stored sparsely and read in place, so their flash falls); "
                           "admm-filters: ADMM with whole filters/neurons as the sparsity structure.")
     ratio: float | None = Field(None, gt=0, le=1, description="Kept fraction for l1, magnitude, admm and "
                                                              "admm-filters (required by those methods).")
@@ -169,6 +169,57 @@ class Verify(_Strict):
     samples: int = Field(500, ge=1, description="Held-out test samples run on the simulated device.")
 
 
+class SearchTarget(_Strict):
+    target: str = Field(description="Board name: a file targets/NAME.yaml (see `edgebuild targets`).")
+    flash_bytes: int | None = Field(None, gt=0, description="Flash budget in bytes (null: the board's flash).")
+    sram_bytes: int | None = Field(None, gt=0, description="SRAM budget in bytes (null: the board's SRAM).")
+    energy_uj: float | None = Field(None, gt=0, description="Energy budget per inference in microjoules.")
+    latency_ms: float | None = Field(None, gt=0, description="Latency budget per inference in milliseconds.")
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1, description="Largest accepted validation accuracy loss "
+                                                                 "against the recipe's model (0.01 = 1 point).")
+
+
+class PolicySearch(_Strict):
+    episodes: int = Field(200, ge=1, le=100000, description="Episodes of the multi-target agent (one episode "
+                                                          "prunes every layer once for one target).")
+    reward_samples: int | None = Field(250, ge=1, description="Validation digits the reward is measured on "
+                                                              "(null: all; fewer is faster and noisier).")
+    polish: bool = Field(True, description="Give each chosen model a second fine-tuning pass at half the learning "
+                                           "rate, as the per-target compression search gives its winner (kept "
+                                           "only if validation accuracy does not fall).")
+
+
+class NasSearch(_Strict):
+    space: dict[str, Any] = Field(description="Supernet search space: {stages: [{channels: [..], kernels: [..], "
+                                              "depth: [..]}, ...], dense: [..], classes: N}.")
+    supernet_epochs: int = Field(10, ge=1, le=1000, description="Weight-sharing training epochs of the supernet.")
+    samples: int = Field(200, ge=1, le=100000, description="Sub-networks sampled and scored.")
+    lr: float = Field(0.01, gt=0, description="Learning rate of the supernet's training (Adam, cosine decay).")
+    finetune_epochs: int = Field(20, ge=0, le=1000, description="Fine-tuning epochs of each chosen sub-network "
+                                                              "from its inherited weights (lr: search.finetune.lr).")
+
+
+class Search(_Strict):
+    method: Literal["policy", "nas", "both", "per-target"] = Field(
+        "policy", description="policy: one AMC-style channel-pruning agent trained across all targets; nas: "
+                              "weight-sharing supernet search (needs `nas`); both: run both, keep per target the "
+                              "more accurate; per-target: the compression search run once per target (baseline).")
+    targets: list[SearchTarget] = Field(min_length=1, description="The boards and their budgets.")
+    policy: PolicySearch = Field(default_factory=PolicySearch)
+    nas: NasSearch | None = Field(None, description="The architecture space (method nas or both).")
+    finetune: Finetune = Field(default_factory=lambda: Finetune(), description="Fine-tuning of each chosen model.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [t.target for t in self.targets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"search.targets lists {', '.join(dup)} more than once; give each board once")
+        if self.method in ("nas", "both") and self.nas is None:
+            raise ValueError(f"search.method '{self.method}' needs search.nas (the supernet space)")
+        return self
+
+
 class Recipe(_Strict):
     name: str = Field(description="Recipe id; names build/<name>/.")
     description: str = Field("", description="What this recipe builds.")
@@ -180,6 +231,8 @@ class Recipe(_Strict):
     target: Target = Field(description="The board, composed from the targets config group (target=NAME).")
     storage: Storage = Field(default_factory=Storage)
     verify: Verify = Field(default_factory=Verify)
+    search: Search | None = Field(None, description="Multi-target search (`edgebuild search`): one model "
+                                                    "per board in `search.targets`, each built and verified.")
 
     @model_validator(mode="after")
     def _pins_in_target(self):

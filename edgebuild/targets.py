@@ -86,6 +86,10 @@ class Energy(_Strict):
     sram_overhead_bytes: int = Field(
         0, ge=0, description="SRAM besides model input, output and activation arena (harness statics "
                              "and stack), used by the compress stage's search.")
+    cycle_model_error: float = Field(
+        0.0, ge=0, lt=1, description="Relative error of the cycle model on a whole model seen in calibration; "
+                                     "the multi-target search aims this far under latency and energy "
+                                     "budgets so the measured firmware meets them.")
 
 
 class Target(_Strict):

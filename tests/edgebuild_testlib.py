@@ -30,6 +30,34 @@ TINY = textwrap.dedent("""\
     """)
 
 
+def recipe_dir(tmp_path_factory, name: str, recipes: dict[str, str]) -> Path:
+    """A scratch working folder with recipes/<key>.yaml for each of ``recipes``."""
+    root = tmp_path_factory.mktemp(name)
+    (root / "recipes").mkdir()
+    for key, text in recipes.items():
+        (root / "recipes" / f"{key}.yaml").write_text(text)
+    return root
+
+
+def digits8x8():
+    """scikit-learn's 8x8 digits: 1,297 train, 200 val, 300 test."""
+    from edgebuild.data import load_dataset
+
+    return load_dataset({"name": "digits8x8", "split": {"test": 300, "val": 200, "seed": 0}})
+
+
+def trained_net(arch: list, ds, epochs: int = 15, lr: float = 0.005):
+    """``arch`` trained on ``ds`` with the numpy trainer (one BLAS thread: the same weights everywhere)."""
+    from threadpoolctl import threadpool_limits
+
+    from edgebuild.train import build_net, fit
+
+    net = build_net(arch, ds.x_train.shape[1:], seed=0)
+    with threadpool_limits(limits=1):
+        fit(net, ds, {"epochs": epochs, "lr": lr, "seed": 0})
+    return net
+
+
 def run_cli(*args, cwd: Path) -> subprocess.CompletedProcess:
     """`edgebuild ARGS...` in ``cwd``; the caller checks the exit status."""
     return subprocess.run([sys.executable, "-m", "edgebuild.cli", *map(str, args)], cwd=cwd,

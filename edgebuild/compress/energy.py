@@ -186,16 +186,21 @@ def apply_energy(costs: list[LayerCost], energy: dict, f_cpu: int,
     ``energy``: the target's energy section as a dict (supply_v, active_current_ma,
     cycles_per_access, cycle_model); ``weight_media``: layer name -> medium of its weights
     (default flash). The cycle model is calibrated with weights in flash; weights elsewhere add
-    (cycles_per_access[medium] - cycles_per_access[flash]) per weight byte read.
+    (cycles_per_access[medium] - cycles_per_access[flash]) per weight byte read. A layer kind the
+    cycle model has no entry for (say a sparse kernel never calibrated on this board) costs
+    ``cycles_per_mac`` per MAC or sparse entry rather than nothing, so a search cannot mistake an
+    uncalibrated kernel for a free one. Without any cycle model every cycle figure is 0 (unknown).
     """
     model = energy.get("cycle_model") or {}
     per_access = energy.get("cycles_per_access") or {}
     uj_per_cycle = energy["supply_v"] * energy["active_current_ma"] * 1e-3 / f_cpu * 1e6 if f_cpu else 0.0
     for c in costs:
-        coef = model.get(c.kind, {})
         medium = (weight_media or {}).get(c.name, "flash")
         c.traffic = _traffic(c, medium)
-        cycles = float(sum(coef.get(k, 0.0) * v for k, v in c.features.items()))
+        if c.kind in model or not model:
+            cycles = float(sum(model.get(c.kind, {}).get(k, 0.0) * v for k, v in c.features.items()))
+        else:   # a kind this target's model was not fitted on: its average cycles per multiply-accumulate
+            cycles = float(energy.get("cycles_per_mac", 0.0) * c.features.get("macs", c.features.get("entries", 0.0)))
         if medium != "flash" and c.kind in WEIGHTED:
             cycles += (per_access.get(medium, 0.0) - per_access.get("flash", 0.0)) * c.traffic[medium]["read"]
         c.cycles = cycles

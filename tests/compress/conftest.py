@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from threadpoolctl import threadpool_limits
-
-from edgebuild.data import load_dataset
-from edgebuild.train import build_net, fit
+from edgebuild_testlib import digits8x8, trained_net
 
 SMALL_ARCH = [{"conv": {"out": 6, "kernel": 3, "pad": 1}}, {"relu": {}}, {"maxpool": {"kernel": 2}},
               {"conv": {"out": 8, "kernel": 3, "pad": 0}}, {"relu": {}}, {"flatten": {}},
@@ -20,16 +17,13 @@ LENET5 = [{"conv": {"out": 6, "kernel": 5, "pad": 2}}, {"relu": {}}, {"maxpool":
 @pytest.fixture(scope="session")
 def digits():
     """scikit-learn's 8x8 digits: 1,297 train, 200 val, 300 test."""
-    return load_dataset({"name": "digits8x8", "split": {"test": 300, "val": 200, "seed": 0}})
+    return digits8x8()
 
 
 @pytest.fixture(scope="session")
 def trained(digits):
     """SMALL_ARCH trained for 15 epochs on the digits (about 2 s)."""
-    net = build_net(SMALL_ARCH, digits.x_train.shape[1:], seed=0)
-    with threadpool_limits(limits=1):
-        fit(net, digits, {"epochs": 15, "lr": 0.005, "seed": 0})
-    return net
+    return trained_net(SMALL_ARCH, digits)
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,12 @@ def test_energy_is_power_times_time():
     assert c.traffic == {"sram": {"read": 64, "write": 4}, "flash": {"read": 64, "write": 0}}
     (e,) = apply_energy(layer_costs(net_graph(net)), energy, 8_000_000, {"dense1": "eeprom"})
     assert e.cycles == pytest.approx(cycles + (5 - 3) * 64)      # EEPROM reads cost 2 more cycles each
+    # a kind the board's model was not fitted on costs cycles_per_mac per MAC, not nothing
+    other = dict(energy, cycle_model={"conv": {"macs": 2.0}}, cycles_per_mac=7)
+    (f,) = apply_energy(layer_costs(net_graph(net)), other, 8_000_000)
+    assert f.cycles == pytest.approx(7 * 64)
+    (g,) = apply_energy(layer_costs(net_graph(net)), dict(energy, cycle_model={}), 8_000_000)
+    assert g.cycles == 0.0                                          # no model at all: unknown
 
 
 def test_fit_recovers_known_coefficients():

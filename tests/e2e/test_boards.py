@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from edgebuild_testlib import TINY, cli
+from edgebuild_testlib import TINY, cli, recipe_dir
 
 needs_avr = pytest.mark.skipif(not (shutil.which("avr-gcc") and shutil.which("simavr")),
                                reason="avr-gcc and simavr are needed (./install.sh installs them)")
@@ -26,11 +26,7 @@ MID = TINY.replace("name: tiny", "name: mid").replace("      - maxpool: {kernel:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    root = tmp_path_factory.mktemp("boards")
-    (root / "recipes").mkdir()
-    (root / "recipes" / "tiny.yaml").write_text(TINY)
-    (root / "recipes" / "mid.yaml").write_text(MID)
-    return root
+    return recipe_dir(tmp_path_factory, "boards", {"tiny": TINY, "mid": MID})
 
 
 def build(work, recipe: str, target: str, check=True):
