@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -90,3 +91,56 @@ def compile_avr(qm, work: Path, media=("flash", "sram", "eeprom")) -> None:
 
 
 HAVE_AVR = shutil.which("avr-gcc") is not None
+
+
+SIM_DRIVER = r"""
+#include <avr/io.h>
+#include <avr/pgmspace.h>
+#include <avr/sleep.h>
+#include <avr/interrupt.h>
+#include "edgebuild_model.h"
+#include "vectors.h"
+static void put(char c) { while (!(UCSR0A & _BV(UDRE0))); UDR0 = c; }
+static void hex(uint8_t v) { const char *d = "0123456789abcdef"; put(d[v >> 4]); put(d[v & 15]); }
+int main(void)
+{
+    static int8_t in[MODEL_INPUT_SIZE], out[MODEL_OUTPUT_SIZE];
+    uint16_t n, i;
+    UCSR0B = _BV(TXEN0);
+    UBRR0 = 0;
+    for (n = 0; n < N_VECTORS; n++) {
+        for (i = 0; i < MODEL_INPUT_SIZE; i++)
+            in[i] = (int8_t)pgm_read_byte(&vectors[n][i]);
+        model_run(in, out);
+        put('=');
+        for (i = 0; i < MODEL_OUTPUT_SIZE; i++)
+            hex((uint8_t)out[i]);
+        put('\n');
+    }
+    cli();
+    sleep_cpu();
+    return 0;
+}
+"""
+
+
+def run_simavr(qm, x_q: np.ndarray, work: Path, media=("flash",)) -> tuple[np.ndarray, str]:
+    """Generate ``qm`` for AVR with weights in ``media``, link it with a driver that runs every
+    input of ``x_q`` from PROGMEM and prints the outputs in hex on the UART, run it in simavr
+    (ATmega328P, 16 MHz); returns (outputs as int8 (N, out), simulator output for messages)."""
+    from edgebuild.codegen import generate
+
+    generate(qm, trivial_plan(qm, media), work, arch="avr")
+    rows = ",\n".join("{" + ", ".join(str(int(v)) for v in x.reshape(-1)) + "}" for x in x_q)
+    (work / "vectors.h").write_text(
+        f"#define N_VECTORS {len(x_q)}\nstatic const int8_t vectors[{len(x_q)}]"
+        f"[MODEL_INPUT_SIZE] PROGMEM = {{\n{rows}\n}};\n")
+    (work / "main.c").write_text(SIM_DRIVER)
+    elf = work / "fw.elf"
+    subprocess.run(["avr-gcc", "-mmcu=atmega328p", "-Os", "-std=c99", "-Wall", "-Wextra", "-Werror",
+                    "-I", str(work), str(work / "main.c"), str(work / "edgebuild_model.c"), "-o", str(elf)],
+                   check=True, capture_output=True, text=True)
+    run = subprocess.run(["simavr", "-m", "atmega328p", "-f", "16000000", str(elf)],
+                         capture_output=True, text=True, timeout=60)
+    lines = re.findall(r"=([0-9a-f]+)", run.stdout + run.stderr)
+    return np.array([np.frombuffer(bytes.fromhex(h), dtype=np.int8) for h in lines]), run.stdout[-500:]
