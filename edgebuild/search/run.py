@@ -41,6 +41,25 @@ def _targets(recipe: str, config: dict, overrides: list[str], cache_dir: Path) -
     return out
 
 
+def _on_recipe(err: EdgebuildError, recipe: str, targets: list[dict]) -> EdgebuildError:
+    """A search method's BudgetError restated on the recipe line it is about (search.targets[i])."""
+    from edgebuild.errors import BudgetError
+
+    cause = err.__cause__
+    if not isinstance(cause, BudgetError):
+        return err
+    names = [t["target"]["name"] for t in targets]
+    i = next((i for i, n in enumerate(names) if f"'{n}'" in str(cause) or f"targets.{n}" in (cause.field or "")), None)
+    if i is None:
+        return err
+    key = next(iter(cause.shortfalls), "")
+    out = BudgetError(cause.message, shortfalls=cause.shortfalls,
+                      file=recipe, field=f"search.targets[{i}]" + (f".{key}" if key else ""),
+                      fix=f"relax {names[i]}'s budget (or its max_accuracy_drop), or start from a smaller model")
+    out.exit_code = err.exit_code
+    return out
+
+
 def _board_config(composed: dict, onnx: Path) -> dict:
     """The recipe for one board with the chosen model imported from ``onnx`` and no compression
     (the search already met the budget; the build measures it)."""
@@ -67,7 +86,10 @@ def run_search(args, recipe: str, overrides: list[str], build_dir: Path | None =
     search_config = dict(config, search_targets=[{"target": t["target"], "limits": t["limits"]} for t in targets])
     print(f"search: {config['search']['method']} across {', '.join(t['target']['name'] for t in targets)}",
           file=sys.stderr)
-    res = _run_build(args, search_config, label=f"{config['name']}:search", build_dir=out, only=["search"])
+    try:
+        res = _run_build(args, search_config, label=f"{config['name']}:search", build_dir=out, only=["search"])
+    except EdgebuildError as e:
+        raise _on_recipe(e, recipe, targets) from e
     found = json.loads((out / "search" / "search.json").read_text())
     rows, problems, kinds = [], [], set()
     for t in targets:

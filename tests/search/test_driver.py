@@ -57,6 +57,16 @@ def test_bad_search_section_is_a_clear_error(work, edit, field):
     assert "bad.yaml" in proc.stderr
 
 
+def test_impossible_board_budget_names_its_recipe_line(work):
+    recipe = _write(work, "impossible", MULTI.replace("flash_bytes: 9000", "flash_bytes: 1500"))
+    proc = run_cli("search", recipe, "--cache", "cache", cwd=work)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    last = "\n".join(err[-2:])
+    assert "impossible.yaml: field 'search.targets[1].flash_bytes'" in last and "mega2560" in last
+    assert "over by" in last and "fix:" in last and "Traceback" not in proc.stderr
+
+
 def test_recipe_without_search_section(work):
     proc = run_cli("search", "recipes/tiny.yaml", "--cache", "cache", cwd=work)
     assert proc.returncode == 2
