@@ -13,17 +13,14 @@ import subprocess
 import sys
 
 import pytest
-from edgebuild_testlib import TINY, cli
+from edgebuild_testlib import TINY, cli, recipe_dir
 
 pytestmark = pytest.mark.skipif(not (shutil.which("avr-gcc") and shutil.which("gcc")),
                                 reason="avr-gcc and gcc are needed (./install.sh installs them)")
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    (root / "recipes").mkdir()
-    (root / "recipes" / "tiny.yaml").write_text(TINY)
-    return root
+    return recipe_dir(tmp_path_factory, "e2e", {"tiny": TINY})
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edgebuild_testlib import recipe_dir
 
 from edgebuild.errors import VerificationError
 from edgebuild.partition import encode_frame
@@ -58,9 +59,7 @@ def cli(*args, cwd: Path) -> None:
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
-    root = tmp_path_factory.mktemp("split")
-    (root / "recipes").mkdir()
-    (root / "recipes" / "tiny_split.yaml").write_text(TINY_SPLIT)
+    root = recipe_dir(tmp_path_factory, "split", {"tiny_split": TINY_SPLIT})
     cli("recipes/tiny_split.yaml", "--cache", "cache", cwd=root)
     cli("recipes/tiny_split.yaml", "partition.mode=none", "--cache", "cache", "--build-dir", "build/unsplit",
         cwd=root)

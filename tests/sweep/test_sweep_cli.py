@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from edgebuild_testlib import TINY, run_cli as cli
+from edgebuild_testlib import TINY, recipe_dir, run_cli as cli
 
 pytestmark = pytest.mark.skipif(not (shutil.which("avr-gcc") and shutil.which("gcc") and shutil.which("simavr")),
                                 reason="avr-gcc, gcc and simavr are needed (./install.sh installs them)")
@@ -22,10 +22,7 @@ pytestmark = pytest.mark.skipif(not (shutil.which("avr-gcc") and shutil.which("g
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sweep")
-    (root / "recipes").mkdir()
-    (root / "recipes" / "tiny.yaml").write_text(TINY)
-    return root
+    return recipe_dir(tmp_path_factory, "sweep", {"tiny": TINY})
 
 
 @pytest.fixture(scope="module")
