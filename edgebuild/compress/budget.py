@@ -7,9 +7,7 @@ bytes, energy µJ, latency ms) with the per-layer model of ``edgebuild.compress.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from edgebuild.compress.energy import apply_energy, footprint, layer_costs, totals
 
@@ -50,14 +48,12 @@ class Budget:
 
 
 def net_graph(net):
-    """The optimised IR Graph of a numpy-trainer ``Net`` (exported through ONNX)."""
-    from edgebuild.model import load, optimise
-    from edgebuild.train import export_onnx
+    """The optimised IR Graph of a numpy-trainer ``Net`` (converted through ONNX, in memory)."""
+    from edgebuild.model import optimise
+    from edgebuild.model.loader import from_onnx
+    from edgebuild.train.onnx_io import to_onnx
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(net, path)
-        return optimise(load(path))
+    return optimise(from_onnx(to_onnx(net), source="<pruned net>"))
 
 
 class Costing:

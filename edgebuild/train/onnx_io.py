@@ -34,6 +34,11 @@ def export_onnx(net: Net, path, input_name: str = "input", output_name: str = "l
     initializers are "<node>.weight" / "<node>.bias"; node outputs are "<node>_out" except the
     last, which is ``output_name``. The same weights always give byte-identical files.
     """
+    Path(path).write_bytes(to_onnx(net, input_name, output_name, opset).SerializeToString())
+
+
+def to_onnx(net: Net, input_name: str = "input", output_name: str = "logits", opset: int = 13):
+    """``net`` as a checked ``onnx.ModelProto`` (what ``export_onnx`` writes)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -59,7 +64,7 @@ def export_onnx(net: Net, path, input_name: str = "input", output_name: str = "l
                               opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     onnx.checker.check_model(model)
-    Path(path).write_bytes(model.SerializeToString())
+    return model
 
 
 class _Importer:
