@@ -76,6 +76,32 @@ def test_fixed_ratio_accuracy_loss_is_a_budget_miss(tmp_path, trained, digits):
     assert miss["value"] > 0 and miss["limit"] == 0.0 and "max_accuracy_drop" in str(err.value)
 
 
+def test_fixed_method_accuracy_is_judged_with_its_standard_error(tmp_path, trained, digits):
+    """A fixed-ratio prune whose bare drop is within the limit but whose drop plus one paired
+    standard error (sqrt(n01 + n10) / n, recounted here from onnxruntime's predictions) is not,
+    misses the budget, as the automatic search would judge it."""
+    (tmp_path / "a").mkdir()
+    loose = _ctx(tmp_path / "a", trained, digits, method="l1", ratio=0.4, max_accuracy_drop=1.0,
+                 finetune={"epochs": 0, "lr": 0.001})
+    compress.run(loose)
+
+    def right(path):
+        sess = ort.InferenceSession(str(path))
+        feed = sess.get_inputs()[0].name
+        return np.array([sess.run(None, {feed: x[None]})[0].argmax() for x in digits.x_val.astype(np.float32)]) \
+            == digits.y_val
+    before, after = right(loose.inputs["model"] / "model.onnx"), right(loose.out / "model.onnx")
+    drop, se = before.mean() - after.mean(), np.sqrt(np.count_nonzero(before != after)) / len(before)
+    assert se > 0
+    (tmp_path / "b").mkdir()
+    tight = _ctx(tmp_path / "b", trained, digits, method="l1", ratio=0.4, max_accuracy_drop=max(drop, 0) + se / 2,
+                 finetune={"epochs": 0, "lr": 0.001})
+    with pytest.raises(BudgetError) as err:
+        compress.run(tight)
+    miss = err.value.shortfalls["max_accuracy_drop"]
+    assert miss["value"] == pytest.approx(drop + se, abs=1e-9) and "standard error" in str(err.value)
+
+
 def test_magnitude_keeps_the_ratio(tmp_path, trained, digits):
     ctx = _ctx(tmp_path, trained, digits, method="magnitude", ratio=0.25, max_accuracy_drop=1.0,
                finetune={"epochs": 1, "lr": 0.001})
