@@ -182,7 +182,11 @@ class SearchTarget(_Strict):
 class PolicySearch(_Strict):
     episodes: int = Field(200, ge=1, le=100000, description="Episodes of the multi-target agent (one episode "
                                                           "prunes every layer once for one target).")
-    reward_samples: int | None = Field(250, ge=1, description="Validation digits the reward is measured on "
+    reward_on: Literal["train", "val"] = Field("train", description="Digits the agent's reward (accuracy "
+                                               "without fine-tuning) is measured on: training digits the "
+                                               "least-squares refit does not use, or validation digits (which "
+                                               "then also judge the choice: its accuracy there is optimistic).")
+    reward_samples: int | None = Field(500, ge=1, description="How many digits the reward is measured on "
                                                               "(null: all; fewer is faster and noisier).")
     polish: bool = Field(True, description="Give each chosen model a second fine-tuning pass at half the learning "
                                            "rate, as the per-target compression search gives its winner (kept "

@@ -63,6 +63,7 @@ def run(ctx):
             pol = spec["policy"]
             results["policy"] = multi_target_policy(net, ds, targets, episodes=pol["episodes"],
                                                     reward_samples=pol["reward_samples"], polish=pol["polish"],
+                                                    reward_on=pol["reward_on"],
                                                     progress=ctx.progress, **ft)
         if method == "per-target":
             from edgebuild.search.policy import per_target_searches

@@ -134,6 +134,61 @@ def test_duplicate_targets_are_a_config_error(net, digits, targets):
         multi_target_policy(net, digits, [targets[0], targets[0]], **RUN)
 
 
+def test_nested_budgets_share_the_best_fine_tuned_model(net, digits, uno):
+    """Two Uno budgets, one inside the other: each board's choice must be the most accurate of the
+    fine-tuned models (recomputed on the validation digits) whose recomputed figures meet its
+    budget, so the looser board never ends up less accurate than the tighter one's model."""
+    tight, loose = _uno_target(uno, net, 900, "uno-900"), _uno_target(uno, net, 300, "uno-300")
+    res = multi_target_policy(net, digits, [tight, loose], **RUN)
+    nets = {name: c.net for name, c in res.choices.items()}
+    val = {name: float(np.mean(n.forward(digits.x_val).argmax(axis=1) == digits.y_val)) for name, n in nets.items()}
+    for target in (tight, loose):
+        choice = res.choices[target.name]
+        assert val[target.name] == pytest.approx(choice.val_accuracy, abs=1e-9)
+        fits = [name for name, n in nets.items() if not target.budget.shortfalls(target.costing.net_figures(n))]
+        assert target.name in fits
+        assert val[target.name] >= max(val[name] for name in fits) - 1e-9
+        assert choice.detail.get("shared_from", target.name) in nets
+    assert val["uno-300"] >= val["uno-900"] - 1e-9
+
+
+def test_reward_digits_are_held_out_from_the_refit_and_from_validation(net, digits):
+    """The default reward is measured on training digits the refit does not use, so the choice is
+    not fitted to the validation digits that judge it; reward_on="val" uses validation digits."""
+    def rows(a):
+        return {x.tobytes() for x in a}
+    ev = Evaluator(net, digits, reconstruct=True, seed=0, reward_samples=300)
+    assert len(ev.y) == 300 and rows(ev.x) <= rows(digits.x_train)
+    assert not rows(ev.x) & rows(ev.x_fit) and not rows(ev.x) & rows(digits.x_val)
+    val = Evaluator(net, digits, reconstruct=True, seed=0, reward_samples=None, reward_on="val")
+    assert rows(val.x) == rows(digits.x_val) and len(val.y) == len(digits.y_val)
+    keep = {"conv1": 4, "conv2": 8, "dense1": 24}
+    pruned = val.realise(keep, {})
+    assert val.reward(keep, {}) == pytest.approx(float(np.mean(pruned.forward(digits.x_val).argmax(1) == digits.y_val)))
+    with pytest.raises(ConfigError) as err:
+        Evaluator(net, digits, reconstruct=True, seed=0, reward_samples=None, reward_on="test")
+    assert err.value.field == "search.policy.reward_on"
+
+
+def test_cached_rewards_and_nets_equal_a_fresh_evaluation(net, digits):
+    """Blocks are cached by prefix: the net and reward of a (widths, densities) pair must not
+    depend on what was evaluated before. Checked against a fresh Evaluator per pair and against
+    the numpy forward pass of the realised net."""
+    pairs = [({"conv1": 3, "conv2": 8, "dense1": 24}, {}), ({"conv1": 3, "conv2": 5, "dense1": 24}, {"dense1": 0.3}),
+             ({"conv1": 3, "conv2": 5, "dense1": 12}, {"dense1": 0.3}), ({"conv1": 6, "conv2": 5, "dense1": 12}, {}),
+             ({"conv1": 3, "conv2": 8, "dense1": 24}, {"conv2": 0.45})]
+    shared = Evaluator(net, digits, reconstruct=True, seed=0, reward_samples=None)
+    for keep, density in pairs:
+        fresh = Evaluator(net, digits, reconstruct=True, seed=0, reward_samples=None)
+        a, b = shared.realise(keep, density), fresh.realise(keep, density)
+        for name, value in b.params().items():
+            np.testing.assert_array_equal(a.params()[name], value)
+        assert sorted(a.masks) == sorted(b.masks)
+        acc = float(np.mean(b.forward(fresh.x).argmax(axis=1) == fresh.y))
+        assert shared.reward(keep, density) == pytest.approx(acc, abs=1e-12)
+    assert len(shared.blocks) < 4 * len(pairs)               # prefixes were shared
+
+
 def test_apply_policy_to_an_unseen_target(result, net, digits, uno, tmp_path):
     target = _uno_target(uno, net, 450, name="uno-medium")
     choice = apply_policy(result, net, digits, target, epochs=2, lr=2e-3, seed=0)
