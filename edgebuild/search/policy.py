@@ -37,7 +37,9 @@ Rewards depend only on (widths, densities), not on the target, so they are cache
 all targets: the multi-target search evaluates each model once however many boards want it.
 After training, each target's best episode (of those within one standard error of the best
 reward, the one keeping the most weights), grown into any budget it leaves unused when that does
-not lower its reward, is fine-tuned once (``compress.finetune.train``).
+not lower its reward, is fine-tuned once (``compress.finetune.train``) from the pruned trained
+weights. The fine-tuned models are pooled: each target takes the most accurate (validation) one
+that meets its budget, so targets whose budgets nest share the best of several fine-tunes.
 
 ``per_target_searches`` is the baseline: ``compress.search.search`` once per target.
 """
