@@ -20,6 +20,12 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
 
+    def __getstate__(self) -> dict:
+        """What copies and pickles carry: parameters and settings, not the caches the last training
+        forward left for backward (``_cache``, ``_x``, ``_mask``, ``_shape``): copying those made
+        every ``copy.deepcopy`` of a trained net materialise its last batch's im2col windows."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one sample's output (no batch dim) for one sample's input shape."""
         return in_shape

@@ -112,3 +112,25 @@ def test_whole_net_gradient_in_float64():
     assert set(grads) == set(net.params()) and all(v.dtype == np.float64 for v in net.params().values())
     for name, param in net.params().items():
         np.testing.assert_allclose(grads[name], numeric_grad(loss, param), rtol=1e-4, atol=1e-7, err_msg=name)
+
+
+def test_copies_carry_parameters_not_training_caches():
+    """A deep copy (or pickle) of a net after a training step has the same parameters and no
+    backward caches, computes the same outputs, and trains again after its own forward."""
+    import copy
+    import pickle
+
+    from edgebuild.train import build_net
+
+    net = build_net([{"conv": {"out": 3, "kernel": 3, "pad": 1}}, {"relu": {}}, {"maxpool": {"kernel": 2}},
+                     {"flatten": {}}, {"dense": {"out": 4}}], (1, 6, 6), seed=0)
+    x = np.random.default_rng(0).normal(size=(5, 1, 6, 6)).astype(np.float32)
+    net.forward(x, train=True)
+    for clone in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert all(not k.startswith("_") for layer in clone.layers for k in vars(layer))
+        for name, value in net.params().items():
+            np.testing.assert_array_equal(clone.params()[name], value)
+        np.testing.assert_array_equal(clone.forward(x), net.forward(x))
+        clone.forward(x, train=True)
+        clone.backward(np.ones((5, 4), np.float32))
+        assert clone.grads()["conv1.weight"].shape == (3, 1, 3, 3)
