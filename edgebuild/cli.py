@@ -252,7 +252,27 @@ def cmd_build(args) -> int:
                dry_run=args.dry_run, explain=args.explain)
     if not args.dry_run:
         _summary(build_dir)
+        _check_measured(args.recipe, build_dir)
     return 0
+
+
+def _check_measured(recipe: str, build_dir: Path) -> None:
+    """Exit 2 (after the build, its firmware and report are kept) when the firmware misses a
+    compression budget as measured in the simulator: the search only sees predictions."""
+    from edgebuild.errors import BudgetError
+    from edgebuild.sweep import point_row, resource_misses
+
+    path = build_dir / "report.json"
+    if not path.is_file():
+        return
+    misses = resource_misses(json.loads(path.read_text()), point_row(path))
+    if misses:
+        raise BudgetError("the built firmware misses the budget when measured: " + "; ".join(misses.values()),
+                          shortfalls={k: {"measured": v} for k, v in misses.items()}, file=recipe,
+                          field=f"compression.{next(iter(misses))}",
+                          fix="loosen the budget, or raise the target's energy.cycle_model_error (the search "
+                              "aims that far under the latency and energy budgets); the firmware and "
+                              f"{path} are kept")
 
 
 def _multirun(args, trials: int | None = None) -> int:

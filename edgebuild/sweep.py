@@ -169,15 +169,22 @@ def point_row(report_path: Path | None, result=None) -> dict:
     return row
 
 
+def resource_misses(report: dict, row: dict) -> dict[str, str]:
+    """The recipe's resource budgets (report.json `budget`, i.e. `compression`) that the built
+    firmware breaks when measured: budget key -> words, e.g. {"energy_uj": "energy 12,052 uJ > ..."}."""
+    budget, mem = report.get("budget") or {}, report.get("memory", {})
+    limits = [("flash_bytes", "flash", row["flash_bytes"], budget.get("flash_bytes") or mem.get("flash_limit"), "B"),
+              ("sram_bytes", "SRAM", row["sram_bytes"], budget.get("sram_bytes") or mem.get("sram_limit"), "B"),
+              ("latency_ms", "latency", row["latency_ms"], budget.get("latency_ms"), "ms"),
+              ("energy_uj", "energy", row["energy_uj"], budget.get("energy_uj"), "uJ")]
+    return {key: f"{what} {value:,.4g} {unit} > {limit:,.4g} {unit} (over by {value - limit:,.4g} {unit})"
+            for key, what, value, limit, unit in limits if value is not None and limit is not None and value > limit}
+
+
 def budget_violations(report: dict, row: dict) -> list[str]:
     """The recipe budgets (report.json `budget`, i.e. `compression`) this point breaks, in words."""
-    budget, mem = report.get("budget") or {}, report.get("memory", {})
-    limits = [("flash", row["flash_bytes"], budget.get("flash_bytes") or mem.get("flash_limit"), "B"),
-              ("SRAM", row["sram_bytes"], budget.get("sram_bytes") or mem.get("sram_limit"), "B"),
-              ("latency", row["latency_ms"], budget.get("latency_ms"), "ms"),
-              ("energy", row["energy_uj"], budget.get("energy_uj"), "uJ")]
-    out = [f"{what} {value:,.4g} {unit} > {limit:,.4g} {unit}"
-           for what, value, limit, unit in limits if value is not None and limit is not None and value > limit]
+    budget = report.get("budget") or {}
+    out = list(resource_misses(report, row).values())
     drop = budget.get("max_accuracy_drop")
     if drop is not None and row["accuracy_float"] is not None and row["accuracy_int8"] is not None:
         lost = row["accuracy_float"] - row["accuracy_int8"]

@@ -25,13 +25,22 @@ class Budget:
     max_accuracy_drop: float = 0.01
 
     @classmethod
-    def from_recipe(cls, compression: dict, memories: dict) -> "Budget":
-        """The recipe's ``compression`` limits, flash and SRAM capped by the board's usable bytes."""
+    def from_recipe(cls, compression: dict, memories: dict, model_error: float = 0.0) -> "Budget":
+        """The recipe's ``compression`` limits, flash and SRAM capped by the board's usable bytes.
+
+        ``model_error`` (the target's ``energy.cycle_model_error``, e.g. 0.1) lowers the latency
+        and energy limits to ``limit / (1 + model_error)``: searches see the cycle model's
+        predictions, and the firmware must meet the limit when measured. (LeNet-5 on the Uno,
+        searched to the bare 12,000 uJ, was predicted at 11,519 uJ and measured at 12,052 uJ.)"""
         def cap(key, medium):
             board = memories[medium]["size"] - memories[medium].get("reserved", 0)
             return min(board, compression[key]) if compression.get(key) else board
+
+        def aim(key):
+            value = compression.get(key)
+            return value / (1 + model_error) if value is not None else None
         return cls(flash_bytes=cap("flash_bytes", "flash"), sram_bytes=cap("sram_bytes", "sram"),
-                   energy_uj=compression.get("energy_uj"), latency_ms=compression.get("latency_ms"),
+                   energy_uj=aim("energy_uj"), latency_ms=aim("latency_ms"),
                    max_accuracy_drop=compression.get("max_accuracy_drop", 0.01))
 
     def limits(self) -> dict[str, float]:

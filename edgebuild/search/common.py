@@ -30,11 +30,9 @@ class TargetBudget:
 
         Latency and energy limits are lowered by the target's ``energy.cycle_model_error`` (the
         search sees predictions; the firmware must meet the limit when measured)."""
-        err = target["energy"].get("cycle_model_error", 0.0)
-        limits = {k: (v / (1 + err) if k in ("latency_ms", "energy_uj") and v is not None else v)
-                  for k, v in limits.items()}
         return cls(name=target["name"], costing=Costing(target["energy"], target["f_cpu"]),
-                   budget=Budget.from_recipe(limits, target["memories"]))
+                   budget=Budget.from_recipe(limits, target["memories"],
+                                             model_error=target["energy"].get("cycle_model_error", 0.0)))
 
 
 @dataclass

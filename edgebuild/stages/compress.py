@@ -35,11 +35,14 @@ def run(ctx):
         shutil.copyfile(src, ctx.out / "model.onnx")
         write_json(ctx.out / "compress.json", {"method": None, "before": before, "after": before})
         return
-    budget = Budget.from_recipe(spec, p["memories"])
+    # Aim under latency and energy by the cycle model's error, as the multi-target search does.
+    error = p["energy"].get("cycle_model_error", 0.0)
+    budget = Budget.from_recipe(spec, p["memories"], model_error=error)
     result = _compress(ctx, method, spec, budget, costing, graph, src)
     after_graph = load(ctx.out / "model.onnx")
     after = {"figures": costing.figures(after_graph), "layers": costing.table(after_graph)}
-    write_json(ctx.out / "compress.json", {"method": method, "budget": budget.limits(),
+    write_json(ctx.out / "compress.json", {"method": method, "budget": Budget.from_recipe(spec, p["memories"]).limits(),
+                                          "aimed_at": budget.limits(), "cycle_model_error": error,
                                           "max_accuracy_drop": budget.max_accuracy_drop,
                                           "before": before, "after": after, **result})
     ctx.log(f"{method}: params {before['figures']['params']:,} -> {after['figures']['params']:,}, "

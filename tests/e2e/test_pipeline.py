@@ -125,3 +125,26 @@ def test_export_writes_an_arduino_library(work, first_build):
     lib = props[0].parent
     assert (lib / "src" / "edgebuild_model.h").is_file()
     assert "model_run" in (lib / "src" / "edgebuild_model.h").read_text()
+
+
+def test_measured_budget_miss_fails_the_build_naming_the_field(work, first_build, tmp_path):
+    """The search sees the cycle model's predictions; the build checks the simulator's measured
+    figures: a latency budget 10% under the measured latency fails with exit 2 naming the field,
+    one 10% over it passes."""
+    from edgebuild.cli import _check_measured
+    from edgebuild.errors import BudgetError
+
+    _, r = first_build
+    measured = r["latency"]["ms"]
+    assert measured > 0
+    for factor, fails in ((0.9, True), (1.1, False)):
+        (tmp_path / str(factor)).mkdir()
+        (tmp_path / str(factor) / "report.json").write_text(
+            json.dumps({**r, "budget": {**(r.get("budget") or {}), "latency_ms": measured * factor}}))
+        if fails:
+            with pytest.raises(BudgetError) as err:
+                _check_measured("recipes/tiny.yaml", tmp_path / str(factor))
+            assert err.value.field == "compression.latency_ms" and err.value.exit_code == 2
+            assert f"{measured:,.4g} ms" in str(err.value) and "recipes/tiny.yaml" in str(err.value)
+        else:
+            _check_measured("recipes/tiny.yaml", tmp_path / str(factor))

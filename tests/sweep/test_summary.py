@@ -125,13 +125,14 @@ def test_budget_violations():
     r = {"flash_bytes": 9138, "sram_bytes": 2100, "latency_ms": 175.19, "energy_uj": 8321.5,
          "accuracy_float": 0.977, "accuracy_int8": 0.962}
     found = budget_violations(report, r)
-    assert found == ["flash 9,138 B > 8,000 B", "SRAM 2,100 B > 2,048 B", "latency 175.2 ms > 100 ms",
+    assert found == ["flash 9,138 B > 8,000 B (over by 1,138 B)", "SRAM 2,100 B > 2,048 B (over by 52 B)",
+                     "latency 175.2 ms > 100 ms (over by 75.19 ms)",
                      "accuracy drop 0.0150 > max_accuracy_drop 0.01"]
     r.update(flash_bytes=8000, sram_bytes=2048, latency_ms=99.0, accuracy_int8=0.967)
     assert budget_violations(report, r) == []
     r.update(energy_uj=120.0)
     report["budget"]["energy_uj"] = 100.0
-    assert budget_violations(report, r) == ["energy 120 uJ > 100 uJ"]
+    assert budget_violations(report, r) == ["energy 120 uJ > 100 uJ (over by 20 uJ)"]
 
 
 def test_point_names_and_spelling():
