@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Multi-target search against one search per target: time and accuracy, for three boards.
 
-    python bench/search.py [--recipe recipes/mnist_multi.yaml] [--splits N] [--episodes N] [--no-nas] [--no-transfer]
+    python bench/search.py [--recipe recipes/mnist_multi.yaml] [--splits N] [--episodes N] [--random]
+                           [--no-nas] [--no-transfer]
 
 For each of ``--splits`` data splits (default 3: the recipe's split seed, then the next ones; a
 fresh train/validation/test split of mnist5k each), trains the recipe's model (numpy trainer, one
@@ -12,7 +13,9 @@ recipes/mnist_multi.yaml):
    greedy descents, fine-tuning of each candidate) run independently for each board;
 2. policy: ONE AMC-style agent trained across the three boards at once, then per board one fine-tune
    (policy, the recipe's default) or one fine-tune and the second, half-rate pass the per-target
-   search gives its winner (polished);
+   search gives its winner (polished); with ``--random``, also the same episodes from an agent that
+   never learns (actor frozen at its start, exploration noise never decays: random search under
+   the same budget clipping and refit reward), which measures what the learning adds;
 3. transfer: the agent trained on the first two boards only, applied without training to the
    third (what adding a board costs) against that board's own per-target search;
 4. nas: the weight-sharing supernet trained once and searched for every board.
@@ -86,6 +89,13 @@ def _one_split(args, split: int) -> dict:
     print("\nmulti-target policy, each choice polished like the per-target search's winner:", flush=True)
     polished = multi_target_policy(net, ds, targets, polish=True, progress=say, **pspec, **ft)
     runs = {"per-target": per, "policy": pol, "polished": polished}
+    if args.random:
+        from edgebuild.search.agent import PolicyAgent
+        from edgebuild.search.policy import A_MIN, STATE_DIM
+        print("\nrandom search: the same episodes, clipping and reward, an agent that never learns:", flush=True)
+        frozen = PolicyAgent(STATE_DIM, seed=ft["seed"], a_min=A_MIN, lr=0.0, decay=1.0)
+        runs["random"] = multi_target_policy(net, ds, targets, polish=False, progress=say, agent=frozen,
+                                             **pspec, **ft)
     first = split == 0
     if first and not args.no_nas and search.get("nas"):
         from edgebuild.search.nas import nas_search
@@ -141,6 +151,8 @@ def main() -> int:
     ap.add_argument("--episodes", type=int, default=None, help="policy episodes (default: the recipe's)")
     ap.add_argument("--reward-on", choices=("train", "val"), default=None,
                     help="digits the policy's reward is measured on (default: the recipe's)")
+    ap.add_argument("--random", action="store_true",
+                    help="also run random search (an agent that never learns) with the same episodes")
     ap.add_argument("--no-nas", action="store_true", help="skip the supernet search (first split)")
     ap.add_argument("--no-transfer", action="store_true", help="skip the zero-shot transfer row (first split)")
     args = ap.parse_args()
@@ -149,7 +161,7 @@ def main() -> int:
     names = results[0]["targets"]
     print(f"\nover {len(results)} split(s), policy against the per-target searches (points: per-target minus policy; "
           f"positive = policy less accurate; mean +- standard error over splits):")
-    for name in ("policy", "polished"):
+    for name in [n for n in ("policy", "polished", "random") if n in results[0]["runs"]]:
         ratios = [r["runs"]["per-target"].seconds / r["runs"][name].seconds for r in results]
         gaps = {t: [100 * (r["test"]["per-target"][t] - r["test"][name][t]) for r in results] for t in names}
         val_gaps = {t: [100 * (r["runs"]["per-target"].choices[t].val_accuracy - r["runs"][name].choices[t].val_accuracy)

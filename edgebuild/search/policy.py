@@ -497,7 +497,8 @@ def _check_names(targets: list[TargetBudget]) -> None:
 def multi_target_policy(net: Net, ds, targets: list[TargetBudget], *, episodes: int = 150, epochs: int = 6,
                         lr: float = 1e-3, seed: int = 0, progress: Progress | None = None,
                         reconstruct: bool = True, reward_samples: int | None = None, batch: int = 8,
-                        warm_start: bool = False, polish: bool = False, reward_on: str = "train") -> SearchResult:
+                        warm_start: bool = False, polish: bool = False, reward_on: str = "train",
+                        agent: PolicyAgent | None = None) -> SearchResult:
     """For every target the most accurate pruned ``net`` meeting its budget, from ONE trained policy.
 
     ``episodes`` in total, round-robin over ``targets`` (``batch`` episodes per target per PPO
@@ -512,7 +513,9 @@ def multi_target_policy(net: Net, ds, targets: list[TargetBudget], *, episodes: 
     ``reward_on``: the digits the reward is measured on, "train" (training digits the refit does
     not use) or "val"; ``reward_samples``: how many (None: all); ``polish``: a second
     fine-tuning pass, as ``compress.search`` gives its winner, once per distinct chosen model.
-    ``stats``: episodes, evaluations, cache_hits, cost_models, seconds_agent/evaluation/costing/
+    ``agent``: the agent to train (default a fresh ``PolicyAgent`` seeded with ``seed``); e.g. one
+    with ``lr=0, decay=1`` never learns and is random search with the same clipping (bench/search.py
+    ``--random``). ``stats``: episodes, evaluations, cache_hits, cost_models, seconds_agent/evaluation/costing/
     finetune, best_reward_history (per target, after each of its episodes) and ``agent``, the
     trained ``PolicyAgent`` for ``apply_policy``.
     Raises BudgetError naming the target when no width vector meets its resource budgets (before
@@ -528,7 +531,7 @@ def multi_target_policy(net: Net, ds, targets: list[TargetBudget], *, episodes: 
         for env in envs:
             env.check_reachable()
         base_acc = evaluate(net, ds.x_val, ds.y_val)
-        agent = PolicyAgent(STATE_DIM, seed=seed, a_min=A_MIN)
+        agent = agent or PolicyAgent(STATE_DIM, seed=seed, a_min=A_MIN)
         best: list[tuple | None] = [None] * len(envs)
         seen: list[dict] = [{} for _ in envs]
         history: list[list[float]] = [[] for _ in envs]

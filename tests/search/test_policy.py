@@ -21,8 +21,8 @@ from edgebuild.errors import BudgetError, ConfigError
 from edgebuild.search.agent import PolicyAgent, learn, rollout
 from edgebuild.search.common import SearchResult, TargetBudget
 from edgebuild.compress.prune import prune_structured
-from edgebuild.search.policy import (RIDGE, Evaluator, PruningEnv, apply_policy, multi_target_policy,
-                                     per_target_searches)
+from edgebuild.search.policy import (A_MIN, RIDGE, STATE_DIM, Evaluator, PruningEnv, apply_policy,
+                                     multi_target_policy, per_target_searches)
 from edgebuild.train import export_onnx
 
 ARCH = [{"conv": {"out": 6, "kernel": 3, "pad": 1}}, {"relu": {}}, {"maxpool": {"kernel": 2}},
@@ -132,6 +132,18 @@ def test_impossible_budget_raises_budget_error_naming_the_target(net, digits, un
 def test_duplicate_targets_are_a_config_error(net, digits, targets):
     with pytest.raises(ConfigError):
         multi_target_policy(net, digits, [targets[0], targets[0]], **RUN)
+
+
+def test_a_given_agent_is_the_one_trained(result, net, digits, targets):
+    # an agent that never learns (bench/search.py --random): same episodes, its actor untouched
+    frozen = PolicyAgent(STATE_DIM, seed=0, a_min=A_MIN, lr=0.0, decay=1.0)
+    before = {k: v.copy() for k, v in frozen.actor.params.items()}
+    res = multi_target_policy(net, digits, targets, agent=frozen, **RUN)
+    assert res.stats["agent"] is frozen and frozen.updates > 0 and frozen.sigma == frozen.sigma0
+    assert all(np.array_equal(before[k], v) for k, v in frozen.actor.params.items())
+    assert result.stats["agent"].sigma < result.stats["agent"].sigma0      # the default agent learns
+    for t in targets:                                                      # and still meets every budget
+        assert not t.budget.shortfalls(res.choices[t.name].figures)
 
 
 def test_nested_budgets_share_the_best_fine_tuned_model(net, digits, uno):
