@@ -194,9 +194,11 @@ def _grow(keep: dict, density: dict, full: dict, figs: _Figures, budget: Budget,
     return keep
 
 
-def _fail(budget: Budget, cand: Candidate, base_acc: float, why: str, drop: float | None = None) -> BudgetError:
+def _fail(budget: Budget, cand: Candidate, base_acc: float, why: str, drop: float | None = None,
+          field: str = "compression") -> BudgetError:
     """BudgetError naming what ``cand`` misses (kept as the error's ``candidate``); ``drop``: its
-    accuracy drop as the limit counts it (default: base minus its validation accuracy)."""
+    accuracy drop as the limit counts it (default: base minus its validation accuracy); ``field``:
+    where the budget stands in the recipe (the error names ``<field>.<first budget missed>``)."""
     short = budget.shortfalls(cand.figures)
     if drop is None and cand.val_accuracy is not None:
         drop = base_acc - cand.val_accuracy
@@ -209,8 +211,8 @@ def _fail(budget: Budget, cand: Candidate, base_acc: float, why: str, drop: floa
         f"{why}; best candidate {cand.origin} (widths {cand.keep}, flash ~{cand.figures['flash_bytes']:,} B, "
         f"SRAM ~{cand.figures['sram_bytes']:,} B, {cand.figures['energy_uj']:.1f} uJ, "
         f"{cand.figures['latency_ms']:.1f} ms{acc}) misses: " + "; ".join(parts),
-        shortfalls=short, field="compression." + next(iter(short), "flash_bytes"),
-        fix="relax that budget, raise compression.max_accuracy_drop, or start from a smaller model")
+        shortfalls=short, field=f"{field}." + next(iter(short), "flash_bytes"),
+        fix=f"relax that budget, raise {field}.max_accuracy_drop, or start from a smaller model")
     err.candidate = cand
     return err
 
@@ -226,12 +228,14 @@ def finetune(net: Net, keep: dict[str, int], ds, *, epochs: int, lr: float, seed
 
 
 def search(net: Net, ds, costing: Costing, budget: Budget, *, epochs: int = 6, lr: float = 1e-3,
-           seed: int = 0, progress: Progress | None = None) -> tuple[Candidate, list[Candidate]]:
+           seed: int = 0, progress: Progress | None = None,
+           field: str = "compression") -> tuple[Candidate, list[Candidate]]:
     """The most accurate pruned net meeting every budget (fine-tuned), and all candidates tried.
 
     A candidate is a (widths, dense-layer densities) state; the winner's ``net`` is the model.
     Raises BudgetError (before any training) when no state meets the resource budgets, or when no
-    fine-tuned candidate stays within ``budget.max_accuracy_drop`` of ``net`` (validation split).
+    fine-tuned candidate stays within ``budget.max_accuracy_drop`` of ``net`` (validation split);
+    the error names ``<field>.<budget missed>`` (``field``: where the budget stands in the recipe).
     """
     say = progress or (lambda _m: None)
     layers = prunable_layers(net)
@@ -244,7 +248,7 @@ def search(net: Net, ds, costing: Costing, budget: Budget, *, epochs: int = 6, l
     floor = min(({}, sparsest), key=lambda d: budget.excess(figs(smallest, d)))
     if budget.excess(figs(smallest, floor)) > 0:
         raise _fail(budget, Candidate(smallest, figs(smallest, floor), "one output per layer", density=floor), 0.0,
-                    "no pruning meets the budget, not even one output per layer")
+                    "no pruning meets the budget, not even one output per layer", field=field)
     base_acc = evaluate(net, ds.x_val, ds.y_val)
     if budget.excess(figs(full)) == 0:
         say("the model already meets every budget")
@@ -278,7 +282,7 @@ def search(net: Net, ds, costing: Costing, budget: Budget, *, epochs: int = 6, l
         drop, se = drop_and_error(net, best.net, ds.x_val, ds.y_val)
         raise _fail(budget, best, base_acc, f"no candidate stays within the accuracy budget with its noise margin "
                                             f"(base {base_acc:.4f}; best drop {drop:.4f} + standard error {se:.4f})",
-                    drop + se)
+                    drop + se, field=field)
     return best, cands
 
 

@@ -16,15 +16,17 @@ class TargetBudget:
 
     ``costing`` turns a numpy-trainer Net into flash/SRAM/energy/latency figures on this board;
     ``budget`` holds the limits (flash and SRAM capped by the board's usable bytes) and
-    ``max_accuracy_drop`` against the unpruned model's validation accuracy.
+    ``max_accuracy_drop`` against the unpruned model's validation accuracy; ``field``: where the
+    limits stand in the recipe (``search.targets[i]``), which a BudgetError about this target names.
     """
 
     name: str
     costing: Costing
     budget: Budget
+    field: str = "compression"
 
     @classmethod
-    def from_target(cls, target: dict, limits: dict) -> "TargetBudget":
+    def from_target(cls, target: dict, limits: dict, field: str = "compression") -> "TargetBudget":
         """From a composed target dict (targets/NAME.yaml) and a ``compression``-style ``limits``
         mapping (flash_bytes, sram_bytes, energy_uj, latency_ms, max_accuracy_drop; any may be absent).
 
@@ -32,7 +34,8 @@ class TargetBudget:
         search sees predictions; the firmware must meet the limit when measured)."""
         return cls(name=target["name"], costing=Costing(target["energy"], target["f_cpu"]),
                    budget=Budget.from_recipe(limits, target["memories"],
-                                             model_error=target["energy"].get("cycle_model_error", 0.0)))
+                                             model_error=target["energy"].get("cycle_model_error", 0.0)),
+                   field=field)
 
 
 @dataclass

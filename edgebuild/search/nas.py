@@ -97,7 +97,7 @@ def _no_fit_error(target: TargetBudget, archs: list[dict], figures: list[dict], 
     which = "of the search space" if len(archs) == space_size else f"of {len(archs)} sampled (space: {space_size})"
     return BudgetError(f"no sub-network {which} fits target '{target.name}'; the closest "
                        f"({arch_key(archs[best])}) misses: {text}", shortfalls=short,
-                       field=f"targets.{target.name}",
+                       field=f"{target.field}." + next(iter(short), "flash_bytes"),
                        fix="loosen this target's budget or add smaller choices (fewer channels, smaller "
                            "kernels, depth 1, no hidden dense layer) to the search space")
 

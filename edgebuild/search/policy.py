@@ -333,7 +333,8 @@ class PruningEnv:
         if self.excess(keep, density) > 0:
             raise _fail(self.target.budget, Candidate(keep, self.figures(keep, density), "one output per layer",
                                                       density=density), 0.0,
-                        f"target '{self.target.name}': no pruning meets the budget, not even one output per layer")
+                        f"target '{self.target.name}': no pruning meets the budget, not even one output per layer",
+                        field=self.target.field)
 
     def _shares(self, keep: dict[str, int], density: dict[str, float]) -> tuple[float, float]:
         """Fractions of the chain's MACs and stored weights that widths and densities keep (a layer
@@ -434,7 +435,8 @@ def _assign(env: PruningEnv, pool: dict, own, base_acc: float) -> tuple[object, 
     net, acc, tuned = pool[own]
     cand = Candidate(tuned["widths"], best[1], f"policy ({target.name})", acc, net, tuned["density"])
     raise _fail(target.budget, cand, base_acc, f"target '{target.name}': the policy's best pruned model "
-                                               f"misses its budget (base val accuracy {base_acc:.4f})")
+                                               f"misses its budget (base val accuracy {base_acc:.4f})",
+                field=target.field)
 
 
 def _unpruned(env: PruningEnv, base_acc: float, detail: dict) -> Choice | None:
@@ -582,7 +584,7 @@ def multi_target_policy(net: Net, ds, targets: list[TargetBudget], *, episodes: 
             if env.target.budget.shortfalls(figures):     # polishing keeps widths and masks: cannot happen
                 raise _fail(env.target.budget, Candidate(tuned["widths"], figures, f"policy ({name})", acc, net,
                                                          tuned["density"]), base_acc,
-                            f"target '{name}': the polished model misses its budget")
+                            f"target '{name}': the polished model misses its budget", field=env.target.field)
             detail = {**details[name], **tuned}
             if key != own[name]:
                 donor = next(n for n, k in own.items() if k == key)
@@ -644,7 +646,7 @@ def per_target_searches(net: Net, ds, targets: list[TargetBudget], *, epochs: in
             tell = (lambda m, name=target.name: progress(f"{name}: {m}")) if progress else None
             try:
                 best, cands = search(net, ds, target.costing, target.budget, epochs=epochs, lr=lr, seed=seed,
-                                     progress=tell)
+                                     progress=tell, field=target.field)
             except BudgetError as e:        # fine-tuned, but outside the accuracy limit: still the best it found
                 best, cands = getattr(e, "candidate", None), []
                 if best is None or best.net is None or target.budget.shortfalls(best.figures):

@@ -41,21 +41,15 @@ def _targets(recipe: str, config: dict, overrides: list[str], cache_dir: Path) -
     return out
 
 
-def _on_recipe(err: EdgebuildError, recipe: str, targets: list[dict]) -> EdgebuildError:
-    """A search method's BudgetError restated on the recipe line it is about (search.targets[i])."""
+def _on_recipe(err: EdgebuildError, recipe: str) -> EdgebuildError:
+    """A search method's BudgetError about one board (its field names ``search.targets[i]``, see
+    ``TargetBudget.field``) restated with the recipe file."""
     from edgebuild.errors import BudgetError
 
     cause = err.__cause__
-    if not isinstance(cause, BudgetError):
+    if not isinstance(cause, BudgetError) or not (cause.field or "").startswith("search.targets["):
         return err
-    names = [t["target"]["name"] for t in targets]
-    i = next((i for i, n in enumerate(names) if f"'{n}'" in str(cause) or f"targets.{n}" in (cause.field or "")), None)
-    if i is None:
-        return err
-    key = next(iter(cause.shortfalls), "")
-    out = BudgetError(cause.message, shortfalls=cause.shortfalls,
-                      file=recipe, field=f"search.targets[{i}]" + (f".{key}" if key else ""),
-                      fix=f"relax {names[i]}'s budget (or its max_accuracy_drop), or start from a smaller model")
+    out = BudgetError(cause.message, shortfalls=cause.shortfalls, file=recipe, field=cause.field, fix=cause.fix)
     out.exit_code = err.exit_code
     return out
 
@@ -89,7 +83,7 @@ def run_search(args, recipe: str, overrides: list[str], build_dir: Path | None =
     try:
         res = _run_build(args, search_config, label=f"{config['name']}:search", build_dir=out, only=["search"])
     except EdgebuildError as e:
-        raise _on_recipe(e, recipe, targets) from e
+        raise _on_recipe(e, recipe) from e
     found = json.loads((out / "search" / "search.json").read_text())
     rows, problems, kinds = [], [], set()
     for t in targets:

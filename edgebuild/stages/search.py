@@ -48,7 +48,8 @@ def run(ctx):
     from edgebuild.train import evaluate, export_onnx, net_from_onnx
 
     spec, seed = ctx.params["spec"], ctx.params["seed"]
-    targets = [TargetBudget.from_target(t["target"], t["limits"]) for t in ctx.params["targets"]]
+    targets = [TargetBudget.from_target(t["target"], t["limits"], field=f"search.targets[{i}]")
+               for i, t in enumerate(ctx.params["targets"])]
     src = ctx.inputs["model"] / "model.onnx"
     graph = load(src)
     ds = load_saved(ctx.inputs["data"] / "data.npz")

@@ -65,6 +65,8 @@ def test_impossible_board_budget_names_its_recipe_line(work):
     last = "\n".join(err[-2:])
     assert "impossible.yaml: field 'search.targets[1].flash_bytes'" in last and "mega2560" in last
     assert "over by" in last and "fix:" in last and "Traceback" not in proc.stderr
+    # the failed rule's line and the fix name the recipe's field too, not the single-board compression section
+    assert "compression." not in proc.stderr and "search.targets[1].max_accuracy_drop" in last
 
 
 def test_recipe_without_search_section(work):
