@@ -22,7 +22,7 @@ from edgebuild.errors import ConfigError, ToolchainError, VerificationError
 from edgebuild.sim.vectors import prepare_vectors
 
 SYNC = bytes([0xA5, 0x5A])
-KIND_READY, KIND_INFER, KIND_OUTPUT, KIND_ERROR, KIND_STACK = b"RIOES"
+KIND_READY, KIND_INFER, KIND_OUTPUT, KIND_ERROR, KIND_STACK, KIND_LAYERS = b"RIOESL"
 CRC_INIT = 0xFFFF
 # Minimum SysTick ticks per instruction for exact counts (see the module docstring).
 TICKS_PER_INSTRUCTION_FLOOR = 4.0
@@ -157,6 +157,28 @@ def _read_frame(link: _Link, expect: int, payload_size: int, what: str) -> bytes
     return payload
 
 
+def _read_layers(link: _Link, what: str) -> list[int] | None:
+    """The 'L' reply (protocol.h): per-layer SysTick ticks since the measurement started, or None
+    when the firmware answers 'E' (built without EB_LAYER_HOOK: no per-layer timing)."""
+    head = link.read(3, what)
+    if head[:2] != SYNC:
+        raise VerificationError(f"corrupted frame from device: {head.hex()} does not start with "
+                                f"the sync sequence ({what})", fix="rebuild the firmware")
+    if head[2] == KIND_ERROR:
+        link.read(2, what)
+        return None
+    if head[2] != KIND_LAYERS:
+        raise VerificationError(f"corrupted frame from device: kind 0x{head[2]:02x} while "
+                                f"waiting for {what}", fix="rebuild the firmware")
+    n = link.read(1, what)
+    rest = link.read(4 * n[0] + 2, what)
+    payload, crc = n + rest[:-2], int.from_bytes(rest[-2:], "little")
+    if crc16(bytes([KIND_LAYERS]) + payload) != crc:
+        raise VerificationError(f"corrupted frame from device: bad CRC ({what})",
+                                fix="check the UART link; rebuild the firmware")
+    return [int.from_bytes(payload[1 + 4 * i:5 + 4 * i], "little") for i in range(n[0])]
+
+
 def run_qemu(elf: Path, *, target: dict, inputs, output_size: int, workdir: Path,
              timeout_s: float = 600) -> dict:
     """Run ``inputs`` (N, in_size) int8 through the firmware ``elf`` in QEMU.
@@ -164,7 +186,9 @@ def run_qemu(elf: Path, *, target: dict, inputs, output_size: int, workdir: Path
     ``target`` is the target dict (simulator.executable/machine, f_cpu). Returns {outputs
     (N, output_size) int8, instructions (N,) int64 executed by model_run (exact, from SysTick
     under -icount), device_ticks (N,) int64 as the harness reported them, stack_bytes (SRAM
-    stack high-water mark), wall_seconds, icount_shift}. A missing emulator raises
+    stack high-water mark), wall_seconds, icount_shift, layer_instructions (mean instructions from
+    the start of the measurement, or the previous layer's end, to each layer's end; empty unless
+    the firmware was built with EB_LAYER_HOOK)}. A missing emulator raises
     ToolchainError naming the apt packages; a hang (``timeout_s`` wall clock), a fault, a
     checksum failure or a malformed frame raise VerificationError.
     """
@@ -177,6 +201,7 @@ def run_qemu(elf: Path, *, target: dict, inputs, output_size: int, workdir: Path
     stderr_path = workdir / "qemu_stderr.txt"
     outputs = np.zeros((n, output_size), dtype=np.int8)
     ticks = np.zeros(n, dtype=np.int64)
+    layer_ticks, timed = [], True        # per vector, while the firmware answers 'L' requests
     state = {"vec": 0}
     start = time.perf_counter()
     with open(stderr_path, "wb") as err:
@@ -197,6 +222,12 @@ def run_qemu(elf: Path, *, target: dict, inputs, output_size: int, workdir: Path
                 reply = _read_frame(link, KIND_OUTPUT, output_size + 4, f"output {k}")
                 outputs[k] = np.frombuffer(reply[:output_size], dtype=np.int8)
                 ticks[k] = int.from_bytes(reply[output_size:], "little")
+                if timed:
+                    link.send(frame(KIND_LAYERS))
+                    marks = _read_layers(link, f"layer times {k}")
+                    timed = marks is not None
+                    if timed:
+                        layer_ticks.append(marks)
             link.send(frame(KIND_STACK))
             stack_bytes = int.from_bytes(_read_frame(link, KIND_STACK, 2, "the stack frame"),
                                          "little")
@@ -218,6 +249,10 @@ def run_qemu(elf: Path, *, target: dict, inputs, output_size: int, workdir: Path
                 pipe.close()
     wall = time.perf_counter() - start
     ticks_per_instruction = (2 ** shift) * int(target["f_cpu"]) / 1e9
+    layer_instructions = []
+    if layer_ticks and len({len(m) for m in layer_ticks}) == 1:
+        ends = np.rint(np.asarray(layer_ticks, dtype=np.float64) / ticks_per_instruction)
+        layer_instructions = np.diff(ends, axis=1, prepend=0.0).mean(axis=0).tolist()
     return {
         "outputs": outputs,
         "instructions": np.rint(ticks / ticks_per_instruction).astype(np.int64),
@@ -225,4 +260,5 @@ def run_qemu(elf: Path, *, target: dict, inputs, output_size: int, workdir: Path
         "stack_bytes": stack_bytes,
         "wall_seconds": wall,
         "icount_shift": shift,
+        "layer_instructions": layer_instructions,
     }

@@ -45,6 +45,7 @@ def run(ctx):
         instr = np.asarray(sim["instructions"], dtype=np.int64)
         result.update(instructions_mean=float(instr.mean()), instructions_min=int(instr.min()),
                       instructions_max=int(instr.max()), stack_bytes=sim.get("stack_bytes"),
+                      layer_cycles=sim.get("layer_instructions") or None,   # 1 instruction per cycle, as above
                       wall_seconds=sim["wall_seconds"])
         _check_sram(fw, sim.get("stack_bytes") or 0, p["memories"]["sram"]["size"])
     elif kind == "native":

@@ -100,6 +100,33 @@ def test_instruction_counts_are_exact(m4, tmp_path, nops):
     np.testing.assert_array_equal(result["instructions"], [nops] * 3)
 
 
+def test_per_layer_instructions_split_the_model_at_its_layer_marks(m4, tmp_path):
+    """model_run = 1000 NOPs, layer mark 0, 3000 NOPs, layer mark 1: the 'L' frame times each
+    layer at its mark (a few instructions of call and timer read on top), and the layers add up
+    to the whole-model count; firmware built without the hook reports no layers."""
+    nops = '    __asm__ volatile(".rept {}\\n\\tnop\\n\\t.endr");\n'
+    body = nops.format(1000) + "    eb_layer_done(0);\n" + nops.format(3000) + "    eb_layer_done(1);"
+    sources = _model(tmp_path / "m", 4, 1, body)
+    header = sources[0].read_text().replace("#define MODEL_OUTPUT_SIZE 1",
+                                            "#define MODEL_OUTPUT_SIZE 1\n#define MODEL_LAYERS 2\n"
+                                            "void eb_layer_done(uint8_t layer);")
+    sources[0].write_text(header)
+    defines = m4["toolchain"]["defines"]                 # as the firmware stage passes them
+    assert defines["EB_LAYER_HOOK"] == "eb_layer_done"
+    fw = build(m4, sources, tmp_path / "fw", defines=defines)
+    result = run_qemu(fw["elf"], target=m4, inputs=np.zeros((3, 4), np.int8), output_size=1,
+                      workdir=tmp_path / "sim")
+    first, second = result["layer_instructions"]
+    assert 1000 < first < 1000 + 30 and 3000 < second < 3000 + 30, result["layer_instructions"]
+    assert abs(first + second - result["instructions"][0]) < 30
+
+    sources[1].write_text(sources[1].read_text().replace("eb_layer_done", "(void)"))
+    fw = build(m4, sources, tmp_path / "fw_plain")
+    result = run_qemu(fw["elf"], target=m4, inputs=np.zeros((2, 4), np.int8), output_size=1,
+                      workdir=tmp_path / "sim_plain")
+    assert result["layer_instructions"] == [] and list(result["instructions"]) == [4000, 4000]
+
+
 def test_long_runs_count_systick_wraps(m4, tmp_path):
     """4,000,001 instructions (ldr + 2,000,000 x subs/bne) span several 2^24-tick wraps."""
     body = ('    __asm__ volatile("ldr r0, =2000000\\n1:\\n\\tsubs r0, r0, #1\\n\\tbne 1b"'

@@ -8,6 +8,9 @@
  *   (edgebuild.sim.qemu converts them back to instructions).
  * - The start-up code paints free SRAM; the stack high-water mark is reported on request.
  * - The ready frame's marker address is 0: no marker register, the device count is used.
+ * - Built with EB_LAYER_HOOK=eb_layer_done (the target's toolchain.defines), the generated model
+ *   calls eb_layer_done(i) after layer i; it stores the SysTick ticks since the measurement
+ *   started, which the host reads with an 'L' request (protocol.h) after each inference.
  */
 #include <stdint.h>
 
@@ -91,9 +94,29 @@ static uint16_t eb_crc_update(uint16_t crc, uint8_t data)
     return crc;
 }
 
+#if defined(EB_LAYER_HOOK)
+/* Called by model_run after layer i (edgebuild_platform.h): SysTick ticks since eb_measure
+ * started the counter. The wrap count and the counter are read until a wrap did not come between. */
+void EB_LAYER_HOOK(uint8_t layer)
+{
+    uint32_t wraps, low;
+    do {
+        wraps = eb_wraps;
+        low = SYST_CVR;
+    } while (wraps != eb_wraps);
+    if (layer < MODEL_LAYERS) {
+        eb_layer_ticks[layer] = (wraps << 24) + (EB_SYSTICK_TOP - low);
+        eb_layers = (uint8_t)(layer + 1);
+    }
+}
+#endif
+
 /* SysTick ticks of one call of fn, including the fixed cost of the measurement itself. */
 static uint32_t __attribute__((noinline)) eb_measure(eb_model_fn fn)
 {
+#if defined(EB_LAYER_HOOK)
+    eb_layers = 0;
+#endif
     SYST_CSR = 0;
     SYST_RVR = EB_SYSTICK_TOP;
     SYST_CVR = 0;

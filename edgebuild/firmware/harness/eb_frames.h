@@ -28,6 +28,16 @@ static uint32_t __attribute__((noinline)) eb_measure(eb_model_fn fn);
 /* Bytes of stack used so far (painted high-water mark). */
 static uint16_t eb_stack_used(void);
 
+#if defined(EB_LAYER_HOOK)
+#ifndef MODEL_LAYERS
+#define MODEL_LAYERS 1   /* a hand-written model header that does not say how many layers it marks */
+#endif
+/* Per-layer timing (protocol.h, 'L'): the architecture's EB_LAYER_HOOK stores, after layer i of
+ * the measured call, its timer ticks since the measurement started; eb_measure resets the count. */
+static uint32_t eb_layer_ticks[MODEL_LAYERS];
+static volatile uint8_t eb_layers;
+#endif
+
 static int8_t eb_input[MODEL_INPUT_SIZE];
 static int8_t eb_output[MODEL_OUTPUT_SIZE];
 static uint16_t eb_tx_crc;
@@ -82,7 +92,11 @@ static uint8_t eb_read_frame(void)
             eb_input[i] = (int8_t)b;
             crc = eb_crc_update(crc, b);
         }
-    } else if (kind != EB_KIND_STACK) {
+    } else if (kind != EB_KIND_STACK
+#if defined(EB_LAYER_HOOK)
+               && kind != EB_KIND_LAYERS
+#endif
+    ) {
         return EB_KIND_ERROR;
     }
     uint16_t got = eb_uart_rx();
@@ -125,6 +139,16 @@ static void __attribute__((noreturn)) eb_serve(uint16_t marker_addr)
             eb_frame_begin(EB_KIND_STACK);
             eb_tx_u16(eb_stack_used());
             eb_frame_end();
+#if defined(EB_LAYER_HOOK)
+        } else if (kind == EB_KIND_LAYERS) {
+            uint8_t n = eb_layers;
+            eb_frame_begin(EB_KIND_LAYERS);
+            eb_tx(n);
+            for (uint8_t i = 0; i < n; i++) {
+                eb_tx_u32(eb_layer_ticks[i]);
+            }
+            eb_frame_end();
+#endif
         } else {
             eb_frame_begin(EB_KIND_ERROR);
             eb_frame_end();

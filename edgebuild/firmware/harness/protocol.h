@@ -10,6 +10,10 @@
  * device -> host  'E' error : (no payload) the host frame failed its checksum
  * host -> device  'S' stack : (no payload)
  * device -> host  'S' stack : u16 bytes of stack used so far (painted high-water mark)
+ * host -> device  'L' layers: (no payload)
+ * device -> host  'L' layers: u8 n, then n x u32: device timer ticks from the start of the last
+ *                             measured call to the end of layer i (firmware built with
+ *                             EB_LAYER_HOOK; any other answers the request with 'E')
  * All multi-byte integers are little endian.
  */
 #ifndef EDGEBUILD_PROTOCOL_H
@@ -22,6 +26,7 @@
 #define EB_KIND_OUTPUT 'O'
 #define EB_KIND_ERROR 'E'
 #define EB_KIND_STACK 'S'
+#define EB_KIND_LAYERS 'L'
 #define EB_MARK_START 1
 #define EB_MARK_STOP 2
 /* Generated model code may write EB_MARK_LAYER_BASE + i to the marker register after layer i
