@@ -251,8 +251,13 @@ def _explain_validation(err, config: dict, display: str, path: Path) -> str:
             fix = f"add `{loc[-1]}:`" + (f" ({desc})" if desc else "")
             msg = "required field is missing"
         elif kind == "value_error":
-            msg = msg.removeprefix("Value error, ")
-            fix = "see `edgebuild schema` for what this field takes"
+            # A validator of the whole recipe (empty loc) may start its message with the field it is
+            # about ("storage.pins.x: ...") and end it with "\nfix: ..." (see recipe.Recipe).
+            msg, _, fix = msg.removeprefix("Value error, ").partition("\nfix: ")
+            fix = fix or "see `edgebuild schema` for what this field takes"
+            head, sep, rest = msg.partition(": ")
+            if not loc and sep and head.replace(".", "").replace("_", "").isalnum():
+                field, msg = head, rest
         else:
             if "input" in e and not isinstance(e["input"], (dict, list)):
                 msg += f" (got {e['input']!r})"

@@ -244,7 +244,8 @@ class Recipe(_Strict):
     def _pins_in_target(self):
         for tensor, medium in self.storage.pins.items():
             if medium not in self.target.memories:
+                on = ", ".join(self.target.memories)
                 raise ValueError(
-                    f"storage.pins.{tensor}: medium '{medium}' is not on target '{self.target.name}' "
-                    f"(it has {', '.join(self.target.memories)})")
+                    f"storage.pins.{tensor}: medium '{medium}' is not on target '{self.target.name}' (it has {on})"
+                    f"\nfix: pin {tensor} to one of {on}, drop the pin, or build for a target with {medium}")
         return self
