@@ -171,18 +171,18 @@ def _methods(quick: bool) -> int:
 
 
 def _calibrate(pairs: list[str]) -> int:
-    import yaml
-
     from edgebuild.compress.budget import net_graph
+    from edgebuild.config import load_recipe
+    from edgebuild.data import load_dataset
     from edgebuild.compress.energy import fit_cycle_model, layer_costs, predict_cycles
     from edgebuild.train import build_net
 
     runs = {}
     for pair in pairs:
         recipe, build = pair.split(":")
-        spec = yaml.safe_load(Path(recipe).read_text())
-        size = spec["dataset"].get("resize") or [28, 28]
-        costs = {c.name: c for c in layer_costs(net_graph(build_net(spec["model"]["train"]["arch"], (1, *size))))}
+        spec = load_recipe(recipe)          # composed: dataset defaults filled in
+        shape = load_dataset(spec["dataset"], base_dir=Path(recipe).resolve().parent).x_train.shape[1:]
+        costs = {c.name: c for c in layer_costs(net_graph(build_net(spec["model"]["train"]["arch"], shape)))}
         report = json.loads((Path(build) / "report.json").read_text())
         stored = {m["name"]: m["nbytes"] for m in report["memory_map"] if m["kind"] == "weight"}
         for c in costs.values():        # weights the build stored sparse: entries from the table size
