@@ -135,12 +135,17 @@ class _Exited(Exception):
     """QEMU closed its end of the UART (it exited)."""
 
 
-def _read_frame(link: _Link, expect: int, payload_size: int, what: str) -> bytes:
+def _read_kind(link: _Link, what: str) -> int:
+    """The kind byte of the next frame (after its sync bytes)."""
     head = link.read(3, what)
     if head[:2] != SYNC:
         raise VerificationError(f"corrupted frame from device: {head.hex()} does not start with "
                                 f"the sync sequence ({what})", fix="rebuild the firmware")
-    kind = head[2]
+    return head[2]
+
+
+def _read_frame(link: _Link, expect: int, payload_size: int, what: str) -> bytes:
+    kind = _read_kind(link, what)
     if kind == KIND_ERROR:
         link.read(2, what)
         raise VerificationError(f"device rejected the host frame (checksum mismatch seen by the "
@@ -160,15 +165,12 @@ def _read_frame(link: _Link, expect: int, payload_size: int, what: str) -> bytes
 def _read_layers(link: _Link, what: str) -> list[int] | None:
     """The 'L' reply (protocol.h): per-layer SysTick ticks since the measurement started, or None
     when the firmware answers 'E' (built without EB_LAYER_HOOK: no per-layer timing)."""
-    head = link.read(3, what)
-    if head[:2] != SYNC:
-        raise VerificationError(f"corrupted frame from device: {head.hex()} does not start with "
-                                f"the sync sequence ({what})", fix="rebuild the firmware")
-    if head[2] == KIND_ERROR:
+    kind = _read_kind(link, what)
+    if kind == KIND_ERROR:
         link.read(2, what)
         return None
-    if head[2] != KIND_LAYERS:
-        raise VerificationError(f"corrupted frame from device: kind 0x{head[2]:02x} while "
+    if kind != KIND_LAYERS:
+        raise VerificationError(f"corrupted frame from device: kind 0x{kind:02x} while "
                                 f"waiting for {what}", fix="rebuild the firmware")
     n = link.read(1, what)
     rest = link.read(4 * n[0] + 2, what)
