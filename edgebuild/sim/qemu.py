@@ -154,8 +154,14 @@ def _read_frame(link: _Link, expect: int, payload_size: int, what: str) -> bytes
     if kind != expect:
         raise VerificationError(f"corrupted frame from device: kind 0x{kind:02x} while "
                                 f"waiting for {what}", fix="rebuild the firmware")
-    rest = link.read(payload_size + 2, what)
-    payload, crc = rest[:payload_size], int.from_bytes(rest[payload_size:], "little")
+    return _payload(link, kind, payload_size, what)
+
+
+def _payload(link: _Link, kind: int, size: int, what: str, head: bytes = b"") -> bytes:
+    """``head`` (payload bytes already read) plus the next ``size`` bytes of a frame of ``kind``,
+    checked against the frame's CRC."""
+    rest = link.read(size + 2, what)
+    payload, crc = head + rest[:size], int.from_bytes(rest[size:], "little")
     if crc16(bytes([kind]) + payload) != crc:
         raise VerificationError(f"corrupted frame from device: bad CRC ({what})",
                                 fix="check the UART link; rebuild the firmware")
@@ -173,11 +179,7 @@ def _read_layers(link: _Link, what: str) -> list[int] | None:
         raise VerificationError(f"corrupted frame from device: kind 0x{kind:02x} while "
                                 f"waiting for {what}", fix="rebuild the firmware")
     n = link.read(1, what)
-    rest = link.read(4 * n[0] + 2, what)
-    payload, crc = n + rest[:-2], int.from_bytes(rest[-2:], "little")
-    if crc16(bytes([KIND_LAYERS]) + payload) != crc:
-        raise VerificationError(f"corrupted frame from device: bad CRC ({what})",
-                                fix="check the UART link; rebuild the firmware")
+    payload = _payload(link, KIND_LAYERS, 4 * n[0], what, head=n)
     return [int.from_bytes(payload[1 + 4 * i:5 + 4 * i], "little") for i in range(n[0])]
 
 
