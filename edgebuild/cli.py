@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -28,7 +27,6 @@ from pathlib import Path
 from edgebuild.errors import EdgebuildError
 
 SUBCOMMANDS = ("build", "graph", "schema", "gc", "targets", "flash", "export", "tune", "fleet", "search")
-DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "rules" / "pipeline.yaml"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -153,62 +151,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+# The commands are thin: every build goes through the public API (edgebuild/api.py) and its one
+# build path (edgebuild/driver.py). Nothing else imports this module.
 
-def _cache_dir(args) -> Path:
-    return Path(args.cache or os.environ.get("EDGEBUILD_CACHE") or "cache")
-
-
-def _engine(args, jobs: int = 1):
-    from edgebuild.engine import Engine, load_pipeline
-
-    return Engine(load_pipeline(args.pipeline or DEFAULT_PIPELINE), cache_dir=_cache_dir(args), jobs=jobs)
+def _opts(args) -> dict:
+    return {"cache": args.cache, "pipeline": args.pipeline}
 
 
 def _load(args, overrides=None) -> dict:
-    from edgebuild.config import load_recipe
+    from edgebuild.api import load_recipe
 
-    return load_recipe(args.recipe, list(args.overrides if overrides is None else overrides),
-                       cache_dir=_cache_dir(args))
-
-
-def _run_build(args, config: dict, *, label: str, build_dir: Path, jobs: int = 1,
-               dry_run: bool = False, explain: bool = False, only: list[str] | None = None):
-    """One build of one composed recipe; publishes report.json/html at the top of build_dir."""
-    eng = _engine(args, jobs)
-    res = eng.build(config, label=label, build_dir=None if dry_run else build_dir,
-                    dry_run=dry_run, explain=explain, only=only)
-    if not res.ok:
-        err = res.error
-        if isinstance(err, EdgebuildError):
-            wrapped = EdgebuildError(f"rule '{res.failed_rule}' failed:\n{err}")
-            wrapped.exit_code = err.exit_code
-            raise wrapped from err
-        if getattr(args, "debug", False) and err is not None:
-            import traceback
-            traceback.print_exception(err)
-        raise _InternalError(f"rule '{res.failed_rule}' failed with {type(err).__name__}: {err}")
-    if not dry_run and "report" in res.rules and res.rules["report"].output_dir is not None:
-        _publish_report(res, build_dir)
-    return res
-
-
-class _InternalError(EdgebuildError):
-    exit_code = 1
-
-    def __init__(self, message: str):
-        super().__init__(message, fix="this is a bug in edgebuild: rerun with --debug and report the traceback")
-
-
-def _publish_report(res, build_dir: Path) -> None:
-    src = res.rules["report"].output_dir
-    report = json.loads((src / "report.json").read_text())
-    report["stages"] = {name: {"status": r.status, "seconds": round(r.seconds, 3), "key": r.key}
-                        for name, r in res.rules.items()}
-    build_dir.mkdir(parents=True, exist_ok=True)
-    tmp = build_dir / ".report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, build_dir / "report.json")
-    shutil.copyfile(src / "report.html", build_dir / "report.html")
+    return load_recipe(args.recipe, list(args.overrides if overrides is None else overrides), cache=args.cache)
 
 
 def _summary(build_dir: Path) -> None:
@@ -238,6 +191,8 @@ def _summary(build_dir: Path) -> None:
 # --------------------------------------------------------------------------------------- commands
 
 def cmd_build(args) -> int:
+    from edgebuild import api
+
     if args.multirun:
         return _multirun(args)
     if args.parallel != 1 or args.launcher or args.ray_address:
@@ -248,64 +203,35 @@ def cmd_build(args) -> int:
         print(f"{args.recipe} has a search section: running `edgebuild search`", file=sys.stderr)
         return cmd_search(args)
     build_dir = args.build_dir or Path("build") / config["name"]
-    _run_build(args, config, label=config["name"], build_dir=build_dir, jobs=args.jobs,
-               dry_run=args.dry_run, explain=args.explain)
-    if not args.dry_run:
+    report = api.build(config, build_dir=build_dir, jobs=args.jobs, dry_run=args.dry_run, explain=args.explain,
+                       check_budget=False, debug=args.debug, **_opts(args))
+    if report is not None:
         _summary(build_dir)
-        _check_measured(args.recipe, build_dir)
+        api.check_measured(report, recipe=args.recipe)
     return 0
 
 
-def _check_measured(recipe: str, build_dir: Path) -> None:
-    """Exit 2 (after the build, its firmware and report are kept) when the firmware misses a
-    compression budget as measured in the simulator: the search only sees predictions."""
-    from edgebuild.errors import BudgetError
-    from edgebuild.sweep import point_row, resource_misses
-
-    path = build_dir / "report.json"
-    if not path.is_file():
-        return
-    misses = resource_misses(json.loads(path.read_text()), point_row(path))
-    if misses:
-        raise BudgetError("the built firmware misses the budget when measured: " + "; ".join(misses.values()),
-                          shortfalls={k: {"measured": v} for k, v in misses.items()}, file=recipe,
-                          field=f"compression.{next(iter(misses))}",
-                          fix="loosen the budget, or raise the target's energy.cycle_model_error (the search "
-                              "aims that far under the latency and energy budgets); the firmware and "
-                              f"{path} are kept")
-
-
 def _multirun(args, trials: int | None = None) -> int:
-    """Sweep (or, with ``trials``, an Optuna search): every point is one build sharing one cache.
-
-    Points run through a Hydra launcher (in process, joblib pool, Ray, SLURM); a failed point is
-    reported and the others go on. Ends with build/<recipe>/sweep.{csv,json,html}.
-    """
-    from edgebuild.report.sweep import write_sweep_summary
-    from edgebuild.sweep import SweepOptions, run_sweep
+    """Sweep (or, with ``trials``, an Optuna search): `edgebuild.sweep`; ends with
+    build/<recipe>/sweep.{csv,json,html} and exit 2 when a point failed."""
+    from edgebuild import api
 
     if getattr(args, "dry_run", False):
         raise EdgebuildError("--dry-run does not combine with -m", field="--dry-run",
                              fix="dry-run one point at a time: edgebuild RECIPE key=value --dry-run")
-    name = _load(args, overrides=[])["name"]
-    build_root = args.build_dir or Path("build") / name
-    opts = SweepOptions(cache_dir=_cache_dir(args), build_root=build_root, pipeline=args.pipeline, jobs=args.jobs,
-                        explain=getattr(args, "explain", False), parallel=max(1, args.parallel),
-                        launcher=args.launcher, ray_address=args.ray_address, trials=trials,
-                        seed=getattr(args, "seed", 0))
-    rows = run_sweep(args.recipe, args.overrides, opts)
-    paths = write_sweep_summary(rows, build_root, title=f"{name}: {'tune' if trials else 'sweep'}")
-    failed = [r for r in rows if r["status"] != "ok"]
-    print(f"sweep: {len(rows) - len(failed)} of {len(rows)} points built; summary: {paths['html']}", file=sys.stderr)
+    result = api.sweep(args.recipe, args.overrides, jobs=args.jobs, parallel=args.parallel, launcher=args.launcher,
+                       ray_address=args.ray_address, build_dir=args.build_dir,
+                       explain=getattr(args, "explain", False), trials=trials, seed=getattr(args, "seed", 0),
+                       **_opts(args))
+    rows = result.rows
+    print(f"sweep: {len(rows) - len(result.failed)} of {len(rows)} points built; summary: {result.paths['html']}",
+          file=sys.stderr)
     if trials is not None:
-        return _print_best(rows)
-    return 0 if rows and not failed else 2
+        return _print_best(result.best())
+    return 0 if rows and not result.failed else 2
 
 
-def _print_best(rows: list[dict]) -> int:
-    from edgebuild.report.sweep import best_point
-
-    best = best_point(rows)
+def _print_best(best: dict | None) -> int:
     if best is None:
         print("tune: no point built within the budgets", file=sys.stderr)
         return 2
@@ -324,6 +250,8 @@ def cmd_tune(args) -> int:
 def cmd_graph(args) -> int:
     from edgebuild.engine import load_pipeline
 
+    from edgebuild.driver import DEFAULT_PIPELINE
+
     pipe = load_pipeline(args.pipeline or DEFAULT_PIPELINE)
     print(pipe.to_dot() if args.format == "dot" else pipe.to_mermaid())
     return 0
@@ -339,7 +267,9 @@ def cmd_schema(args) -> int:
 
 
 def cmd_gc(args) -> int:
-    stats = _engine(args).gc()
+    from edgebuild.driver import engine
+
+    stats = engine(**_opts(args)).gc()
     print(", ".join(f"{k}: {v}" for k, v in stats.items()))
     return 0
 
@@ -362,10 +292,18 @@ def cmd_targets(args) -> int:
     return 0
 
 
-def _firmware_build(args) -> tuple[dict, Path]:
+def _partial_build(args, upto: str) -> tuple[dict, Path]:
+    """Build the recipe up to the rule ``upto`` (and what it needs); its config and build folder."""
+    from edgebuild.driver import run_config
+
     config = _load(args)
     build_dir = Path("build") / config["name"]
-    _run_build(args, config, label=config["name"], build_dir=build_dir, only=["firmware"])
+    run_config(config, label=config["name"], build_dir=build_dir, only=[upto], debug=args.debug, **_opts(args))
+    return config, build_dir
+
+
+def _firmware_build(args) -> tuple[dict, Path]:
+    config, build_dir = _partial_build(args, "firmware")
     return config, build_dir / "firmware"
 
 
@@ -389,9 +327,7 @@ def cmd_export(args) -> int:
     from edgebuild import __version__
     from edgebuild.firmware.flash import export_arduino
 
-    config = _load(args)
-    build_dir = Path("build") / config["name"]
-    _run_build(args, config, label=config["name"], build_dir=build_dir, only=["codegen"])
+    config, build_dir = _partial_build(args, "codegen")
     sources = sorted(p for p in (build_dir / "codegen").rglob("*") if p.is_file())
     dest = export_arduino(sources, args.arduino, name=f"edgebuild_{config['name']}", version=__version__,
                           target=config["target"])
@@ -402,7 +338,7 @@ def cmd_export(args) -> int:
 def cmd_fleet(args) -> int:
     from edgebuild.fleet.run import run_fleet
 
-    run_fleet(args.fleet, cache_dir=_cache_dir(args), pipeline=args.pipeline, out_root=args.build_root,
+    run_fleet(args.fleet, cache_dir=args.cache, pipeline=args.pipeline, out_root=args.build_root,
               debug=args.debug)
     return 0
 
@@ -410,7 +346,7 @@ def cmd_fleet(args) -> int:
 def cmd_search(args) -> int:
     from edgebuild.search.run import run_search
 
-    run_search(args, args.recipe, list(args.overrides), build_dir=args.build_dir)
+    run_search(args.recipe, list(args.overrides), build_dir=args.build_dir, debug=args.debug, **_opts(args))
     return 0
 
 

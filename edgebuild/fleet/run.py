@@ -20,7 +20,6 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 from edgebuild.errors import BudgetError, ConfigError, EdgebuildError
 from edgebuild.fleet.config import Fleet, load_fleet
@@ -51,14 +50,15 @@ def _recipe_path(recipe: str, fleet_file: Path) -> str:
                       fix="give the recipe path relative to the working folder or to the fleet file")
 
 
-def build_pair(args, recipe: str, overrides: list[str], board: str, build_dir: Path) -> PairFigures:
-    """Build ``recipe`` for ``board`` through the normal cached pipeline and read its report.json."""
-    from edgebuild.cli import _run_build
+def build_pair(opts: dict, recipe: str, overrides: list[str], board: str, build_dir: Path) -> PairFigures:
+    """Build ``recipe`` for ``board`` through the normal cached pipeline and read its report.json;
+    ``opts`` are `run_config`'s cache, pipeline and debug."""
     from edgebuild.config import load_recipe
+    from edgebuild.driver import cache_dir, run_config
 
-    config = load_recipe(recipe, [*overrides, f"target={board}"], cache_dir=args.cache)
+    config = load_recipe(recipe, [*overrides, f"target={board}"], cache_dir=cache_dir(opts.get("cache")))
     try:
-        _run_build(args, config, label=f"{config['name']}@{board}", build_dir=build_dir)
+        run_config(config, label=f"{config['name']}@{board}", build_dir=build_dir, **opts)
     except EdgebuildError as e:
         if isinstance(e, BudgetError) or isinstance(e.__cause__, BudgetError):
             return PairFigures(build_dir, error=str(e).splitlines()[0])
@@ -122,14 +122,14 @@ def run_fleet(fleet_file: str | Path, *, cache_dir: Path, pipeline: Path | None 
     fleet_file = Path(fleet_file)
     fleet = load_fleet(fleet_file)
     out = out_root / f"fleet-{fleet.name}"
-    args = SimpleNamespace(cache=cache_dir, pipeline=pipeline, debug=debug)
+    opts = {"cache": cache_dir, "pipeline": pipeline, "debug": debug}
     boards = sorted({g.board for g in fleet.nodes})
     pairs = {}
     for w in fleet.workloads:
         recipe = _recipe_path(w.recipe, fleet_file)
         for board in boards:
             print(f"fleet: building {w.name} for {board}", file=sys.stderr)
-            pairs[(w.name, board)] = build_pair(args, recipe, w.overrides, board, out / "builds" / f"{w.name}@{board}")
+            pairs[(w.name, board)] = build_pair(opts, recipe, w.overrides, board, out / "builds" / f"{w.name}@{board}")
     problem, nodes = make_problem(fleet, pairs)
     results = {}
     for name, fn in SCHEDULERS.items():

@@ -7,6 +7,7 @@ Every value is looked up defensively: a missing key, a ``None`` or a missing sec
 from __future__ import annotations
 
 import base64
+import html as html_lib
 from pathlib import Path
 
 from edgebuild.report import plots
@@ -139,6 +140,37 @@ def _stage_rows(stages) -> list[dict]:
     return rows
 
 
+STAGES_BEGIN, STAGES_END = "<!--eb:stages-->", "<!--/eb:stages-->"
+
+
+def stages_html(stages) -> str:
+    """The "Build stages" section's body: one row per rule (ran / cached / cutoff, seconds, key).
+
+    Plain string building, no jinja2: the build publishes the page again with this section
+    filled in after every build, no-op rebuilds included (see `fill_stages`).
+    """
+    rows = _stage_rows(stages)
+    if not rows:
+        return '<p class="muted">—</p>'
+    esc = html_lib.escape
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    body = "".join(f'<tr><td>{esc(r["name"])}</td><td>{esc(r["status"])}</td><td class="num">{esc(r["seconds"])}'
+                   f'</td><td><code title="{esc(r["full_key"])}">{esc(r["key"])}</code></td></tr>\n' for r in rows)
+    return (f'<p>{esc(summary)}</p>\n<table>\n<tr><th>stage</th><th>status</th><th class="num">time</th>'
+            f'<th>key</th></tr>\n{body}</table>')
+
+
+def fill_stages(page: str, stages) -> str:
+    """``page`` (a rendered report.html) with its "Build stages" section showing ``stages``."""
+    start, end = page.find(STAGES_BEGIN), page.find(STAGES_END)
+    if start < 0 or end < start:
+        return page
+    return page[:start + len(STAGES_BEGIN)] + stages_html(stages) + page[end:]
+
+
 def _artifact_rows(artifacts) -> list[tuple[str, str]]:
     if not isinstance(artifacts, dict):
         return []
@@ -198,7 +230,7 @@ def build_context(report: dict) -> dict:
                    ("bit-exact with the int8 reference", fmt_bool(_get(report, "verify", "bit_exact")))],
         "bit_exact": _get(report, "verify", "bit_exact"),
         "memory": _memory_rows(_get(report, "memory")),
-        "stages": _stage_rows(_get(report, "stages")),
+        "stages_html": stages_html(_get(report, "stages")),
         "layers": _layer_rows(_get(report, "layers")),
         "artifacts": _artifact_rows(_get(report, "artifacts")),
         "images": _images(report),

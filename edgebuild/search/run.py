@@ -64,13 +64,15 @@ def _board_config(composed: dict, onnx: Path) -> dict:
     return cfg
 
 
-def run_search(args, recipe: str, overrides: list[str], build_dir: Path | None = None) -> dict:
+def run_search(recipe: str, overrides: list[str], build_dir: Path | None = None, *, cache=None,
+               pipeline=None, debug: bool = False) -> dict:
     """Search, build and verify every target of ``recipe``; returns the summary document."""
-    from edgebuild.cli import _cache_dir, _run_build
     from edgebuild.config import load_recipe
+    from edgebuild.driver import cache_dir, run_config
     from edgebuild.fleet.run import measured_figures
 
-    cache = _cache_dir(args)
+    cache = cache_dir(cache)
+    opts = {"cache": cache, "pipeline": pipeline, "debug": debug}
     config = load_recipe(recipe, overrides, cache_dir=cache)
     if not config.get("search"):
         raise ConfigError("the recipe has no search section", file=recipe, field="search",
@@ -81,7 +83,7 @@ def run_search(args, recipe: str, overrides: list[str], build_dir: Path | None =
     print(f"search: {config['search']['method']} across {', '.join(t['target']['name'] for t in targets)}",
           file=sys.stderr)
     try:
-        res = _run_build(args, search_config, label=f"{config['name']}:search", build_dir=out, only=["search"])
+        res = run_config(search_config, label=f"{config['name']}:search", build_dir=out, only=["search"], **opts)
     except EdgebuildError as e:
         raise _on_recipe(e, recipe) from e
     found = json.loads((out / "search" / "search.json").read_text())
@@ -90,7 +92,7 @@ def run_search(args, recipe: str, overrides: list[str], build_dir: Path | None =
         name = t["target"]["name"]
         print(f"search: building the {name} model", file=sys.stderr)
         board = _board_config(t["config"], out / "search" / name / "model.onnx")
-        _run_build(args, board, label=f"{config['name']}@{name}", build_dir=out / name)
+        run_config(board, label=f"{config['name']}@{name}", build_dir=out / name, **opts)
         fig = measured_figures(board, out / name)
         report = json.loads((out / name / "report.json").read_text())
         row = _row(name, found["targets"][name], fig, report, t["limits"])

@@ -131,7 +131,7 @@ def test_measured_budget_miss_fails_the_build_naming_the_field(work, first_build
     """The search sees the cycle model's predictions; the build checks the simulator's measured
     figures: a latency budget 10% under the measured latency fails with exit 2 naming the field,
     one 10% over it passes."""
-    from edgebuild.cli import _check_measured
+    from edgebuild.api import Report, check_measured
     from edgebuild.errors import BudgetError
 
     _, r = first_build
@@ -143,8 +143,8 @@ def test_measured_budget_miss_fails_the_build_naming_the_field(work, first_build
             json.dumps({**r, "budget": {**(r.get("budget") or {}), "latency_ms": measured * factor}}))
         if fails:
             with pytest.raises(BudgetError) as err:
-                _check_measured("recipes/tiny.yaml", tmp_path / str(factor))
+                check_measured(Report.load(tmp_path / str(factor)), "recipes/tiny.yaml")
             assert err.value.field == "compression.latency_ms" and err.value.exit_code == 2
             assert f"{measured:,.4g} ms" in str(err.value) and "recipes/tiny.yaml" in str(err.value)
         else:
-            _check_measured("recipes/tiny.yaml", tmp_path / str(factor))
+            check_measured(Report.load(tmp_path / str(factor)), "recipes/tiny.yaml")

@@ -26,7 +26,6 @@ import uuid
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 from edgebuild.errors import ConfigError, EdgebuildError
 
@@ -134,13 +133,12 @@ def run_point(task: PointTask, overrides: list[str]) -> dict:
 
 
 def _build_point(task: PointTask, overrides: list[str], name: str, point_dir: Path):
-    from edgebuild.cli import _run_build
     from edgebuild.config import load_recipe
+    from edgebuild.driver import run_config
 
     config = load_recipe(task.recipe, overrides, cache_dir=Path(task.cache_dir))
-    args = SimpleNamespace(cache=Path(task.cache_dir), pipeline=task.pipeline and Path(task.pipeline), debug=False)
-    return _run_build(args, config, label=f"{config['name']}/{name}", build_dir=point_dir, jobs=task.jobs,
-                      explain=task.explain)
+    return run_config(config, label=f"{config['name']}/{name}", build_dir=point_dir, cache=task.cache_dir,
+                      pipeline=task.pipeline, jobs=task.jobs, explain=task.explain)
 
 
 def point_row(report_path: Path | None, result=None) -> dict:
