@@ -62,8 +62,14 @@ def _memory_rows(mem: dict | None) -> list[dict]:
     for label, used_key, limit_key in (("flash", "flash_bytes", "flash_limit"),
                                        ("SRAM (static)", "sram_static_bytes", "sram_limit"),
                                        ("SRAM (peak, with stack)", "sram_peak_bytes", "sram_limit"),
-                                       ("EEPROM", "eeprom_bytes", "eeprom_limit")):
-        used, limit = _get(mem, used_key), _get(mem, limit_key)
+                                       ("EEPROM", "eeprom_bytes", "eeprom_limit"),
+                                       ("activation arena + model I/O", "sram_arena_with_io_bytes", "sram_limit"),
+                                       ("TFLite Micro arena (estimate)", ("tflm_arena_estimate", "total"),
+                                        "sram_limit")):
+        keys = used_key if isinstance(used_key, tuple) else (used_key,)
+        used, limit = _get(mem, *keys), _get(mem, limit_key)
+        if used is None and keys[0] in ("sram_arena_with_io_bytes", "tflm_arena_estimate"):
+            continue      # reports from before these figures existed
         pct = 100 * used / limit if _is_num(used) and _is_num(limit) and limit > 0 else None
         rows.append({"label": label, "used": fmt_int(used), "limit": fmt_int(limit),
                      "pct": fmt_float(pct, 1, " %"), "bar": min(pct, 100) if pct is not None else 0,

@@ -15,6 +15,7 @@ def run(ctx):
     from edgebuild.compress.quantize import QModel
     from edgebuild.report import render_html, write_json
     from edgebuild.storage import MemoryPlan
+    from edgebuild.storage.tflm import tflm_arena_estimate
 
     p = ctx.params
     target = p["target"]
@@ -58,6 +59,8 @@ def run(ctx):
             "sram_limit": mem["sram"]["size"],
             "sram_arena_bytes": plan.arena_size,
             "sram_arena_lower_bound": plan.arena_lower_bound,
+            "sram_arena_with_io_bytes": plan.arena_size + qm.input_size + qm.output_size,
+            "tflm_arena_estimate": tflm_arena_estimate(qm.layers, qm.input_name, qm.input_size),
             "eeprom_bytes": fw["size"].get("eeprom"),
             "eeprom_limit": mem["eeprom"]["size"] if "eeprom" in mem else 0,
         },
