@@ -110,3 +110,38 @@ def test_mlperf_tiny_recipe_verifies_on_100_inputs(tmp_path_factory, name):
           f"instructions {r['latency']['instructions']:.0f}, bit-exact {r['verify']['bit_exact']}")
     assert r["verify"]["bit_exact"] == r["verify"]["samples"] == 100
     assert r["memory"]["sram_peak_bytes"] < 131072
+
+
+def test_regression_task_on_the_host_build(tmp_path_factory):
+    """task.kind regression against an .npz's float targets; host (native) build, bit-exact, MSE recomputed."""
+    import onnxruntime as ort
+
+    from edgebuild.model.zoo import zoo_model
+
+    work = recipe_dir(tmp_path_factory, "regression", {"reg": textwrap.dedent("""\
+        defaults:
+          - targets@target: host
+          - _self_
+        name: reg
+        dataset: {name: arrays, path: ../d.npz, split: {test: 20, val: 5, seed: 0}}
+        model: {zoo: {name: fc_autoencoder, seed: 4, width: 0.25}}
+        task: {kind: regression}
+        compression: {quantize: {calibration_samples: 50}}
+        verify: {samples: 20}
+        """)})
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((80, 640)).astype(np.float32)
+    targets = (0.5 * x + 0.1).astype(np.float32)
+    np.savez(work / "d.npz", x=x, y=targets)
+    cli("recipes/reg.yaml", "--cache", "cache", cwd=work)
+    t = _report(work, "reg")["task"]
+    assert t["kind"] == "regression" and t.get("float_auc") is None
+    assert _report(work, "reg")["verify"]["bit_exact"] == 20
+    # independent: onnxruntime on the zoo file, MSE against the .npz's targets of the test split
+    sess = ort.InferenceSession(zoo_model("fc_autoencoder", seed=4, width=0.25).SerializeToString())
+    from edgebuild.data import load_dataset
+
+    ds = load_dataset({"name": "arrays", "path": str(work / "d.npz"), "split": {"test": 20, "val": 5, "seed": 0}})
+    out = np.concatenate([sess.run(None, {"input": r[None]})[0] for r in ds.x_test])
+    assert t["float_mse"] == pytest.approx(float(((out - ds.y_test) ** 2).mean()), rel=1e-4)
+    assert t["int8_host_mse"] == pytest.approx(t["float_mse"], rel=0.2)
