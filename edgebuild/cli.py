@@ -174,9 +174,13 @@ def _summary(build_dir: Path) -> None:
     def pct(v):
         return "—" if v is None else f"{100 * v:.1f}%"
 
+    task = r.get("task") or {}
+    score = (f"accuracy float {pct(acc.get('float'))}, int8 {pct(acc.get('int8_host'))}, "
+             f"device {pct(acc.get('device'))} on {acc.get('samples')} samples") if task.get("metric") != "mse" else (
+        f"{task.get('kind')} MSE float {task.get('float_mse'):.5g}, int8 {task.get('int8_host_mse'):.5g}, "
+        f"device {task.get('device_mse'):.5g} on {task.get('samples')} samples")
     lines = [
-        f"{r.get('recipe')} on {r.get('target')}: accuracy float {pct(acc.get('float'))}, "
-        f"int8 {pct(acc.get('int8_host'))}, device {pct(acc.get('device'))} on {acc.get('samples')} samples",
+        f"{r.get('recipe')} on {r.get('target')}: {score}",
         f"  flash {mem.get('flash_bytes')}/{mem.get('flash_limit')} B, SRAM peak {mem.get('sram_peak_bytes')}/"
         f"{mem.get('sram_limit')} B, EEPROM {mem.get('eeprom_bytes')}/{mem.get('eeprom_limit')} B",
         (f"  {round(lat['cycles']):,} cycles/inference" if lat.get("cycles") else

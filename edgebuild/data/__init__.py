@@ -25,7 +25,8 @@ _ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 @dataclass
 class Dataset:
-    """Train/val/test splits: images float32 NCHW (N, 1, H, W), labels int64; ``meta`` describes them."""
+    """Train/val/test splits: inputs float32 (N, *shape; images NCHW); labels int64 class ids, float32
+    targets (N, k), or -1 when the dataset has none (``meta['labels']`` False); ``meta`` describes them."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -53,7 +54,7 @@ def load_dataset(spec: dict, *, base_dir: Path | None = None) -> Dataset:
     norm = {"mean": 0.0, "std": 1.0, **(spec.get("normalize") or {})}
     resize, threshold, limit = spec.get("resize"), spec.get("binarize"), spec.get("limit")
 
-    src = load_source(name, spec.get("path"), base_dir)
+    src = load_source(name, spec.get("path"), base_dir, spec)
     official = src.x_test is not None
     train_idx, val_idx, test_idx = preprocess.split_indices(
         len(src.x), test=0 if official else split["test"], val=split["val"], seed=split["seed"], limit=limit)
@@ -65,11 +66,20 @@ def load_dataset(spec: dict, *, base_dir: Path | None = None) -> Dataset:
 
     def prep(images: np.ndarray) -> np.ndarray:
         images = (images.astype(np.float64) / src.scale).astype(np.float32)
-        if resize:
+        if src.per_sample_shape:       # (N, *shape) as the source gives it; images were resized on load
+            if resize and src.info.get("source") == "arrays":
+                if images.ndim != 4:
+                    raise DatasetError(f"dataset.resize needs x of rank 4 (N, C, H, W), got {list(images.shape)}",
+                                       field="dataset.resize", fix="drop dataset.resize for non-image arrays")
+                n, c = images.shape[:2]
+                images = preprocess.resize(images.reshape(n * c, *images.shape[2:]), tuple(resize)
+                                           ).reshape(n, c, *resize)
+        elif resize:
             images = preprocess.resize(images, tuple(resize))
         if threshold is not None:
             images = preprocess.binarize(images, threshold)
-        return preprocess.normalize(images, norm["mean"], norm["std"])[:, None, :, :]
+        images = preprocess.normalize(images, norm["mean"], norm["std"])
+        return images if src.per_sample_shape else images[:, None, :, :]
 
     ds = Dataset(x_train=prep(src.x[train_idx]), y_train=src.y[train_idx],
                  x_val=prep(src.x[val_idx]), y_val=src.y[val_idx],
@@ -78,8 +88,9 @@ def load_dataset(spec: dict, *, base_dir: Path | None = None) -> Dataset:
         **src.info,
         "official_test": official,
         "counts": {"train": len(ds.y_train), "val": len(ds.y_val), "test": len(ds.y_test)},
-        "preprocessing": {"scale": f"pixels / {src.scale:g} -> [0, 1]", "resize": list(resize) if resize else None,
-                          "resize_method": "area", "binarize": threshold, "normalize": norm},
+        "preprocessing": {"scale": f"pixels / {src.scale:g} -> [0, 1]" if src.scale != 1 else "none",
+                          "resize": list(resize) if resize else None,
+                          "resize_method": src.info.get("resize_method") or "area", "binarize": threshold, "normalize": norm},
         "split": split, "limit": limit,
         "input_shape": list(ds.x_train.shape[1:]),
     }

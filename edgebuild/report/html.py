@@ -63,8 +63,14 @@ def _memory_rows(mem: dict | None) -> list[dict]:
     for label, used_key, limit_key in (("flash", "flash_bytes", "flash_limit"),
                                        ("SRAM (static)", "sram_static_bytes", "sram_limit"),
                                        ("SRAM (peak, with stack)", "sram_peak_bytes", "sram_limit"),
-                                       ("EEPROM", "eeprom_bytes", "eeprom_limit")):
-        used, limit = _get(mem, used_key), _get(mem, limit_key)
+                                       ("EEPROM", "eeprom_bytes", "eeprom_limit"),
+                                       ("activation arena + model I/O", "sram_arena_with_io_bytes", "sram_limit"),
+                                       ("TFLite Micro arena (estimate)", ("tflm_arena_estimate", "total"),
+                                        "sram_limit")):
+        keys = used_key if isinstance(used_key, tuple) else (used_key,)
+        used, limit = _get(mem, *keys), _get(mem, limit_key)
+        if used is None and keys[0] in ("sram_arena_with_io_bytes", "tflm_arena_estimate"):
+            continue      # reports from before these figures existed
         pct = 100 * used / limit if _is_num(used) and _is_num(limit) and limit > 0 else None
         rows.append({"label": label, "used": fmt_int(used), "limit": fmt_int(limit),
                      "pct": fmt_float(pct, 1, " %"), "bar": min(pct, 100) if pct is not None else 0,
@@ -203,6 +209,23 @@ def _partition_rows(part) -> dict | None:
                      + (fmt_float(lookup * 1e6, 2, " µs") if _is_num(lookup) else DASH)}
 
 
+def _score_rows(report: dict, acc, drop) -> list[tuple[str, str]]:
+    """Accuracy rows, or for regression/anomaly tasks the MSE (and AUC) rows."""
+    task = _get(report, "task") or {}
+    if task.get("metric") == "mse":
+        rows = [(f"{who} MSE", fmt_float(task.get(f"{key}_mse"), 6)) for who, key in
+                (("float (host)", "float"), ("int8 (host reference)", "int8_host"), ("device (simulator)", "device"))]
+        if task.get("float_auc") is not None:
+            rows += [(f"{who} AUC", fmt_float(task.get(f"{key}_auc"), 4)) for who, key in
+                     (("float", "float"), ("int8", "int8_host"), ("device", "device"))]
+        return rows + [("task", str(task.get("kind"))), ("samples", fmt_int(task.get("samples")))]
+    return [("float (host)", fmt_pct(_get(acc, "float"))),
+            ("int8 (host reference)", fmt_pct(_get(acc, "int8_host"))),
+            ("int8 − float", drop or DASH),
+            ("device (simulator)", fmt_pct(_get(acc, "device"))),
+            ("samples", fmt_int(_get(acc, "samples")))]
+
+
 def build_context(report: dict) -> dict:
     """All strings and images the template needs; no formatting happens in the template."""
     acc = _get(report, "accuracy")
@@ -218,11 +241,8 @@ def build_context(report: dict) -> dict:
                     ("train", fmt_int(_get(report, "dataset", "train"))),
                     ("validation", fmt_int(_get(report, "dataset", "val"))),
                     ("test", fmt_int(_get(report, "dataset", "test")))],
-        "accuracy": [("float (host)", fmt_pct(_get(acc, "float"))),
-                     ("int8 (host reference)", fmt_pct(_get(acc, "int8_host"))),
-                     ("int8 − float", drop or DASH),
-                     ("device (simulator)", fmt_pct(_get(acc, "device"))),
-                     ("samples", fmt_int(_get(acc, "samples")))],
+        "accuracy": _score_rows(report, acc, drop),
+        "accuracy_title": "Accuracy" if _get(report, "task", "metric") in (None, "accuracy") else "Error (MSE)",
         "latency": [("cycles per inference", fmt_int(_get(report, "latency", "cycles"))),
                     ("milliseconds", fmt_float(_get(report, "latency", "ms"), 3, " ms")),
                     ("cycles per MAC", fmt_float(_get(report, "latency", "cycles_per_mac"), 2))],

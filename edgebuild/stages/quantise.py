@@ -1,4 +1,4 @@
-"""quantise: int8 model, accuracies (onnxruntime, float reference, int8 reference) and test vectors."""
+"""quantise: int8 model, task scores (onnxruntime, float reference, int8 reference) and test vectors."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ def run(ctx):
 
     from edgebuild.compress.quantize import quantize
     from edgebuild.data import load_saved
+    from edgebuild.data.tasks import check_input_shape, check_labels, reference_of, score
     from edgebuild.model import load
 
     qspec = ctx.params["quantize"]
+    kind = ctx.params.get("task") or "classification"
     src = ctx.inputs["model"] / "model.onnx"
     graph = load(src)
     ds = load_saved(ctx.inputs["data"] / "data.npz")
+    check_input_shape(graph.shapes[graph.inputs[0]][1:], ds.x_test.shape[1:], f"model input '{graph.inputs[0]}'")
+    check_labels(kind, ds.y_test)
 
     ctx.progress("calibrating")
     calib = ds.x_train[: qspec["calibration_samples"]]
@@ -25,24 +29,32 @@ def run(ctx):
 
     ctx.progress("evaluating float and int8 references")
     x, y = ds.x_test, ds.y_test
-    float_logits = graph.run({graph.inputs[0]: x})[graph.outputs[0]].reshape(len(x), -1)
+    float_out = graph.run({graph.inputs[0]: x})[graph.outputs[0]].reshape(len(x), -1)
     sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
-    ort_logits = np.concatenate([sess.run(None, {graph.inputs[0]: x[i:i + 1]})[0].reshape(1, -1)
-                                 for i in range(len(x))])
+    ort_out = np.concatenate([sess.run(None, {graph.inputs[0]: x[i:i + 1]})[0].reshape(1, -1)
+                              for i in range(len(x))])
     xq = qm.quantize_input(x)
     ref = qm.run(xq)
-    float_pred = float_logits.argmax(1)
-    int8_pred = ref.argmax(1)
-    np.savez(ctx.out / "vectors.npz", inputs=xq.reshape(len(xq), -1), outputs=ref, labels=y.astype(np.int64),
-             float_pred=float_pred.astype(np.int64))
-    metrics = {
-        "test_samples": int(len(y)),
-        "float_accuracy": float((float_pred == y).mean()),
-        "int8_accuracy": float((int8_pred == y).mean()),
-        "onnxruntime_argmax_agreement": float((ort_logits.argmax(1) == float_pred).mean()),
-        "float_int8_argmax_agreement": float((float_pred == int8_pred).mean()),
-        "notes": list(qm.notes),
-    }
+    reference = reference_of(kind, x, y)
+    labels = y.astype(np.int64) if y.ndim == 1 else np.full(len(y), -1, dtype=np.int64)
+    vectors = dict(inputs=xq.reshape(len(xq), -1), outputs=ref, labels=labels,
+                   float_pred=float_out.argmax(1).astype(np.int64))
+    if reference is not None:
+        vectors.update(reference=reference, float_outputs=float_out.astype(np.float32))
+    np.savez(ctx.out / "vectors.npz", **vectors)
+    f = score(kind, float_out, reference=reference, labels=labels)
+    q = score(kind, qm.dequantize_output(ref), reference=reference, labels=labels)
+    metrics = {"test_samples": int(len(y)), "task": kind, "metric": f["metric"], "notes": list(qm.notes)}
+    if kind == "classification":
+        metrics.update(float_accuracy=f["accuracy"], int8_accuracy=q["accuracy"],
+                       onnxruntime_argmax_agreement=float((ort_out.argmax(1) == float_out.argmax(1)).mean()),
+                       float_int8_argmax_agreement=float((float_out.argmax(1) == ref.argmax(1)).mean()))
+        ctx.log(f"float {metrics['float_accuracy']:.4f}, int8 {metrics['int8_accuracy']:.4f} "
+                f"on {len(y)} test samples")
+    else:
+        metrics.update(float_mse=f["mse"], int8_mse=q["mse"], float_auc=f.get("auc"), int8_auc=q.get("auc"),
+                       onnxruntime_max_abs_diff=float(np.abs(ort_out - float_out).max()),
+                       float_int8_output_mse=float(((qm.dequantize_output(ref) - float_out) ** 2).mean()))
+        ctx.log(f"{kind}: float MSE {metrics['float_mse']:.5g}, int8 MSE {metrics['int8_mse']:.5g} "
+                f"on {len(y)} test samples")
     write_json(ctx.out / "metrics.json", metrics)
-    ctx.log(f"float {metrics['float_accuracy']:.4f}, int8 {metrics['int8_accuracy']:.4f} "
-            f"on {len(y)} test samples")

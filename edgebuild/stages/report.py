@@ -15,6 +15,7 @@ def run(ctx):
     from edgebuild.compress.quantize import QModel
     from edgebuild.report import render_html, write_json
     from edgebuild.storage import MemoryPlan
+    from edgebuild.storage.tflm import tflm_arena_estimate
 
     p = ctx.params
     target = p["target"]
@@ -29,6 +30,7 @@ def run(ctx):
     vec = np.load(inp["q"] / "vectors.npz")
 
     n = ver["samples"]
+    kind = p.get("task") or "classification"
     labels = vec["labels"][:n]
     final = vec["final"] if "final" in vec.files else vec["outputs"]   # the model's outputs, split or not
     macs = int(sum(layer["macs"] for layer in full.layers))
@@ -46,16 +48,8 @@ def run(ctx):
                     "preprocessing": meta.get("preprocessing")},
         "model": {"params": params, "params_before_compression": int(comp["before"]["figures"]["params"]),
                   "macs": macs, "layers": len(full.layers), "notes": full.notes},
-        "accuracy": {
-            "float": float((vec["float_pred"][:n] == labels).mean()),
-            "int8_host": float((final[:n].argmax(1) == labels).mean()),
-            "device": ver["accuracy"],
-            "samples": n,
-            "float_full_test": qmetrics["float_accuracy"],
-            "int8_full_test": qmetrics["int8_accuracy"],
-            "full_test_samples": qmetrics["test_samples"],
-            "onnxruntime_argmax_agreement": qmetrics["onnxruntime_argmax_agreement"],
-        },
+        "accuracy": _accuracy(kind, vec, final, labels, n, ver, qmetrics),
+        "task": _task(kind, vec, final, labels, n, ver, qmetrics, full),
         "memory": {
             "flash_bytes": fw["size"]["flash_bytes"],
             "flash_limit": mem["flash"]["size"] - mem["flash"].get("reserved", 0),
@@ -64,6 +58,9 @@ def run(ctx):
             "sram_peak_bytes": (sram_static + (ver.get("stack_bytes") or 0)) if sram_static is not None else None,
             "sram_limit": mem["sram"]["size"],
             "sram_arena_bytes": plan.arena_size,
+            "sram_arena_lower_bound": plan.arena_lower_bound,
+            "sram_arena_with_io_bytes": plan.arena_size + qm.input_size + qm.output_size,
+            "tflm_arena_estimate": tflm_arena_estimate(qm.layers, qm.input_name, qm.input_size),
             "eeprom_bytes": fw["size"].get("eeprom"),
             "eeprom_limit": mem["eeprom"]["size"] if "eeprom" in mem else 0,
         },
@@ -87,6 +84,38 @@ def run(ctx):
     plot = ctx.out / "partition.png"
     render_html(report, ctx.out / "report.html",
                 extra_images={"partition": plot.read_bytes()} if plot.is_file() else None)
+
+
+def _accuracy(kind, vec, final, labels, n, ver, qmetrics) -> dict:
+    """Argmax accuracies (float, int8 host, device) for classification; all None for error tasks."""
+    if kind != "classification":
+        return {"float": None, "int8_host": None, "device": None, "samples": n}
+    return {
+        "float": float((vec["float_pred"][:n] == labels).mean()),
+        "int8_host": float((final[:n].argmax(1) == labels).mean()),
+        "device": ver["accuracy"],
+        "samples": n,
+        "float_full_test": qmetrics["float_accuracy"],
+        "int8_full_test": qmetrics["int8_accuracy"],
+        "full_test_samples": qmetrics["test_samples"],
+        "onnxruntime_argmax_agreement": qmetrics["onnxruntime_argmax_agreement"],
+    }
+
+
+def _task(kind, vec, final, labels, n, ver, qmetrics, full) -> dict:
+    """The task and its score on the verified samples: accuracy, or the MSE (and anomaly AUC) of the
+    float model, the int8 host reference (dequantised) and the device, against targets or the input."""
+    if kind == "classification":
+        return {"kind": kind, "metric": "accuracy"}
+    from edgebuild.data.tasks import score
+
+    ref = vec["reference"][:n]
+    f = score(kind, vec["float_outputs"][:n], reference=ref, labels=labels)
+    q = score(kind, full.dequantize_output(final[:n]), reference=ref, labels=labels)
+    return {"kind": kind, "metric": "mse", "samples": n, "float_mse": f["mse"], "int8_host_mse": q["mse"],
+            "device_mse": ver.get("mse"), "float_auc": f.get("auc"), "int8_host_auc": q.get("auc"),
+            "device_auc": ver.get("auc"), "float_mse_full_test": qmetrics.get("float_mse"),
+            "int8_mse_full_test": qmetrics.get("int8_mse"), "full_test_samples": qmetrics["test_samples"]}
 
 
 def _partition(q_dir, out_dir, recipe: str, ver: dict, f_cpu: int) -> dict:

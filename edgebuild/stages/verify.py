@@ -57,7 +57,7 @@ def run(ctx):
         raise VerificationError(f"no runner for simulator '{kind}'", field="target.simulator.kind",
                                 fix="use a target whose simulator is simavr, qemu or native")
     exact = int((got == ref).all(axis=1).sum())
-    result.update(bit_exact=exact, accuracy=float((got.argmax(1) == labels).mean()))
+    result.update(bit_exact=exact, **_device_score(p.get("task") or "classification", ctx.inputs["q"], vec, got, n))
     np.save(ctx.out / "outputs.npy", got)
     if exact != n:
         write_json(ctx.out / "verify.json", result)
@@ -73,7 +73,28 @@ def run(ctx):
         result["accuracy"] = float((final.argmax(1) == labels).mean())
         np.save(ctx.out / "final_outputs.npy", final)
     write_json(ctx.out / "verify.json", result)
-    ctx.log(f"{exact}/{n} bit-exact, device accuracy {result['accuracy']:.4f}")
+    ctx.log(f"{exact}/{n} bit-exact, " + (f"device accuracy {result['accuracy']:.4f}" if result.get("accuracy")
+                                          is not None else f"device MSE {result.get('mse')}"))
+
+
+def _device_score(kind: str, q_dir, vec, got, n: int) -> dict:
+    """The task's score of the device outputs: accuracy (classification) or, dequantised, the MSE
+    (and anomaly AUC) against the reference the quantise stage stored; None where it has none
+    (a split model's head outputs)."""
+    import numpy as np
+
+    from edgebuild.compress.qmodel import QModel
+    from edgebuild.data.tasks import score
+
+    labels = vec["labels"][:n]
+    if kind == "classification":
+        return {"accuracy": float((got.argmax(1) == labels).mean())}
+    if "reference" not in vec.files or "final" in vec.files:
+        return {"accuracy": None, "mse": None}
+    out = QModel.load(q_dir / "qmodel").dequantize_output(got)
+    s = score(kind, out, reference=vec["reference"][:n], labels=labels)
+    return {"accuracy": None, "mse": s["mse"], "auc": s.get("auc"),
+            "mse_per_sample_max": float(np.max(((out - vec["reference"][:n]) ** 2).mean(axis=1)))}
 
 
 def _finish_on_server(tail_dir, head_out, final_ref):

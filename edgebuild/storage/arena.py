@@ -78,6 +78,16 @@ def _first_fit(order: list[Buffer], align: int) -> dict[str, int]:
     return offsets
 
 
+def greedy_by_size(buffers: list[Buffer], align: int) -> dict[str, int]:
+    """TFLite Micro's GreedyMemoryPlanner order: largest first (ties: earlier first use, name), first fit."""
+    return _first_fit(sorted(buffers, key=lambda b: (-b.size, b.first, b.name)), align)
+
+
+def extent(buffers: list[Buffer], offsets: dict[str, int], align: int) -> int:
+    """Arena bytes the placement ``offsets`` spans."""
+    return max((offsets[b.name] + align_up(b.size, align) for b in buffers), default=0)
+
+
 def _ping_pong(buffers: list[Buffer], align: int, bound: int) -> dict[str, int] | None:
     """Two-ended placement (see module docstring); None when three tensors are live at once."""
     steps = {b.first for b in buffers}
@@ -99,10 +109,6 @@ def _ping_pong(buffers: list[Buffer], align: int, bound: int) -> dict[str, int] 
     return {b.name: 0 if colour[b.name] == 0 else bound - align_up(b.size, align) for b in buffers}
 
 
-def _extent(buffers: list[Buffer], offsets: dict[str, int], align: int) -> int:
-    return max((offsets[b.name] + align_up(b.size, align) for b in buffers), default=0)
-
-
 def plan_arena(buffers: list[Buffer], align: int = 1) -> ArenaPlan:
     """Plan offsets for ``buffers`` in one arena; deterministic for a given input list.
 
@@ -121,7 +127,7 @@ def plan_arena(buffers: list[Buffer], align: int = 1) -> ArenaPlan:
                              f"size={b.size}, first={b.first}, last={b.last}")
     bound = lower_bound(buffers, align)
     candidates = {
-        "greedy-by-size": _first_fit(sorted(buffers, key=lambda b: (-b.size, b.first, b.name)), align),
+        "greedy-by-size": greedy_by_size(buffers, align),
         "ping-pong": _ping_pong(buffers, align, bound),
         "greedy-by-first-use": _first_fit(sorted(buffers, key=lambda b: (b.first, -b.size, b.name)),
                                           align),
@@ -130,7 +136,7 @@ def plan_arena(buffers: list[Buffer], align: int = 1) -> ArenaPlan:
     for strategy, offsets in candidates.items():
         if offsets is None:
             continue
-        size = _extent(buffers, offsets, align)
+        size = extent(buffers, offsets, align)
         if best is None or size < best.size:
             best = ArenaPlan(offsets={b.name: offsets[b.name] for b in buffers}, size=size,
                              lower_bound=bound, strategy=strategy)
