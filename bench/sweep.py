@@ -39,7 +39,7 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
     args = ap.parse_args()
 
-    from edgebuild.sweep import expand_sweep, point_name
+    from edgebuild.sweeps import expand_sweep, point_name
 
     points = expand_sweep(args.sweep)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from edgebuild.report.sweep import (FRONT_COLOUR, OTHER_COLOUR, best_point, pareto_figure, pareto_front,
                                     write_sweep_summary)
-from edgebuild.sweep import budget_violations, expand_sweep, point_name, user_override
+from edgebuild.sweeps import budget_violations, expand_sweep, point_name, user_override
 
 
 def front_by_scan(costs, gains):
