@@ -123,6 +123,34 @@ def _section_sizes(size_tool: str, elf: Path) -> dict:
     return sections
 
 
+def nm_tool(target: dict, tools: dict) -> str | None:
+    """The target's ``nm``: toolchain.nm, else the one beside its ``size`` (avr-size -> avr-nm)."""
+    if "nm" in tools:
+        return tools["nm"]
+    size = tools.get("size")
+    if size and size.endswith("size"):
+        candidate = size[: -len("size")] + "nm"
+        if shutil.which(candidate):
+            return candidate
+    return None
+
+
+def symbol_sizes(nm: str, elf: Path) -> list[list]:
+    """The ELF's sized symbols as [name, bytes, nm type letter], largest first (``nm -S --size-sort``).
+
+    The type letter says where a symbol lives: t/T code or (AVR PROGMEM) tables in .text, r/R
+    read-only data, d/D initialised data (in SRAM, its initial value in flash), b/B zeroed data.
+    """
+    out = subprocess.run([nm, "-S", "--size-sort", "--defined-only", str(elf)], capture_output=True, text=True,
+                         check=True)
+    symbols = []
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            symbols.append([parts[3], int(parts[1], 16), parts[2]])
+    return sorted(symbols, key=lambda s: (-s[1], s[0]))
+
+
 def size_report(sections: dict) -> dict:
     """Sizes in bytes: text, data, bss (incl. .noinit), eeprom, flash_bytes, sram_static_bytes."""
     text = sections.get(".text", 0)
@@ -297,5 +325,8 @@ def build(target: dict, sources: list[Path], out_dir: Path, *, name: str = "firm
         if result["size"]["eeprom"] > 0:
             result["eep"] = out_dir / f"{name}.eep"
         check_budget(target, result["size"], name=name)
+    nm = nm_tool(target, tools)
+    if nm is not None:
+        result["symbols"] = symbol_sizes(nm, binary)
     check_data_window(target, tools, binary, name=name)
     return result

@@ -60,7 +60,7 @@ def _b64(png: bytes) -> str:
 
 def _memory_rows(mem: dict | None) -> list[dict]:
     rows = []
-    for label, used_key, limit_key in (("flash", "flash_bytes", "flash_limit"),
+    for label, used_key, limit_key in (("flash (.text + .data, as linked)", "flash_bytes", "flash_limit"),
                                        ("SRAM (static)", "sram_static_bytes", "sram_limit"),
                                        ("SRAM (peak, with stack)", "sram_peak_bytes", "sram_limit"),
                                        ("EEPROM", "eeprom_bytes", "eeprom_limit"),
@@ -97,19 +97,45 @@ def _fallback_map(mem: dict | None) -> list[dict]:
     return rows
 
 
+def _map_rows(report: dict) -> tuple[list[dict], dict[str, str]]:
+    """The memory map's rows and a note per medium saying where its figures come from.
+
+    With the linker's symbols (report.json ``linker_map``) flash and SRAM show code, each table,
+    the arena and the stack, summing to the memory table's figures; EEPROM and external media,
+    and reports without symbols, show the storage plan's model tables only, and say so.
+    """
+    plan = [r for r in (_get(report, "memory_map") or []) if isinstance(r, dict)]
+    linked = [r for r in (_get(report, "linker_map") or []) if isinstance(r, dict)]
+    notes = {}
+    if linked:
+        media = {r.get("medium") for r in linked}
+        rows = linked + [r for r in plan if r.get("medium") not in media and r.get("kind") != "activation"]
+        for m in media:
+            notes[m] = "as linked (nm)" + (", stack measured" if m == "sram" else "")
+    else:
+        rows = plan
+    for m in {r.get("medium") for r in rows} - set(notes):
+        notes[m] = "model tables only (storage plan)"
+    if not rows:
+        rows = _fallback_map(_get(report, "memory"))
+        notes = {r["medium"]: "totals only" for r in rows}
+    return rows, notes
+
+
 def _images(report: dict) -> dict[str, str | None]:
-    rows = [r for r in (_get(report, "memory_map") or []) if isinstance(r, dict)]
-    rows = rows or _fallback_map(_get(report, "memory"))
+    rows, notes = _map_rows(report)
     images: dict[str, str | None] = {"memory": None, "layers": None, "arena": None, "partition": None}
     if rows:
         segments = plots.memory_map_segments(rows)
-        images["memory"] = _b64(plots.memory_map_png(segments, _capacities(report, segments)))
+        images["memory"] = _b64(plots.memory_map_png(segments, _capacities(report, segments), notes))
+    rows = [r for r in (_get(report, "memory_map") or []) if isinstance(r, dict)]
     acts = [r for r in rows if r.get("kind") == "activation"
             and r.get("first") is not None and r.get("last") is not None]
     if acts:
         base = min(int(r["offset"]) for r in acts)
         extent = max(int(r["offset"]) + int(r["nbytes"]) for r in acts) - base
-        images["arena"] = _b64(plots.arena_png(acts, extent))
+        names = [str(layer.get("name")) for layer in (_get(report, "layers") or []) if isinstance(layer, dict)]
+        images["arena"] = _b64(plots.arena_png(acts, extent, names))
     layers = [layer for layer in (_get(report, "layers") or []) if isinstance(layer, dict)]
     if layers:
         images["layers"] = _b64(plots.layers_png(layers))

@@ -13,6 +13,11 @@ KIND_COLOURS = {
     "activation": "#DD8452",
     "reserved": "#937860",
     "used": "#55A868",
+    "code": "#2F4B7C",
+    "requant": "#A05195",
+    "arena": "#DD8452",
+    "io": "#F95D6A",
+    "stack": "#C9B037",
 }
 OTHER_COLOUR = "#64B5CD"
 FREE_COLOUR = "#EEEEEE"
@@ -74,8 +79,10 @@ def memory_map_segments(rows: list[dict]) -> dict[str, list[dict]]:
     return {m: sorted(segs, key=lambda s: (s["offset"], s["name"])) for m, segs in media.items()}
 
 
-def memory_map_png(segments: dict[str, list[dict]], capacities: dict[str, int | None]) -> bytes:
-    """One horizontal bar per medium, segments labelled, the free space and capacity shown."""
+def memory_map_png(segments: dict[str, list[dict]], capacities: dict[str, int | None],
+                   notes: dict[str, str] | None = None) -> bytes:
+    """One horizontal bar per medium, segments labelled, the free space and capacity shown;
+    ``notes`` (per medium) say in the title where the figures come from."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -98,7 +105,9 @@ def memory_map_png(segments: dict[str, list[dict]], capacities: dict[str, int | 
                         fontsize=7.5, color="white", clip_on=True)
         ax.axvline(capacity, color="#C44E52", linestyle="--", linewidth=1.2)
         used_pct = f", {100 * end / capacity:.0f}% used" if capacities.get(medium) else ""
-        ax.set_title(f"{medium}: {end:,} of {capacity:,} bytes{used_pct}", loc="left", fontsize=9)
+        note = (notes or {}).get(medium)
+        ax.set_title(f"{medium}: {end:,} of {capacity:,} bytes{used_pct}" + (f" — {note}" if note else ""),
+                     loc="left", fontsize=9)
         ax.set_xlim(0, width * 1.01)
         ax.set_yticks([])
         ax.xaxis.set_major_formatter(THOUSANDS)
@@ -138,8 +147,9 @@ def layers_png(layers: list[dict]) -> bytes:
     return _png(fig)
 
 
-def arena_png(rows: list[dict], arena_size: int) -> bytes:
-    """Activation lifetimes (x: layer step) against their arena offsets (y: bytes)."""
+def arena_png(rows: list[dict], arena_size: int, layer_names: list[str] | None = None) -> bytes:
+    """Activation lifetimes (x: layer step, one integer tick per layer, named by ``layer_names``)
+    against their arena offsets (y: bytes)."""
     import matplotlib
     from matplotlib.patches import Rectangle
 
@@ -159,6 +169,10 @@ def arena_png(rows: list[dict], arena_size: int) -> bytes:
                     fontsize=7, clip_on=True)
     last = max(int(r["last"]) for r in acts)
     ax.set_xlim(-0.6, last + 0.6)
+    steps = list(range(last + 1))
+    names = list(layer_names or [])
+    ax.set_xticks(steps, [f"{i}: {names[i]}" if i < len(names) else str(i) for i in steps],
+                  rotation=30 if names else 0, ha="right" if names else "center")
     ax.set_ylim(0, max(arena_size, 1) * 1.05)
     ax.yaxis.set_major_formatter(THOUSANDS)
     ax.axhline(arena_size, color="#C44E52", linestyle="--", linewidth=1)

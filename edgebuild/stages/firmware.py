@@ -67,4 +67,6 @@ def run(ctx):
                 shutil.copy2(dev[key], ctx.out / dev[key].name)
                 info[key] = dev[key].name
         info["size"] = dev["size"]
+        if "symbols" in dev:
+            info["symbols"] = dev["symbols"]    # the report's flash and SRAM maps, as linked
     write_json(ctx.out / "firmware.json", info)

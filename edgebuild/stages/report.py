@@ -14,6 +14,7 @@ def run(ctx):
 
     from edgebuild.compress.quantize import QModel
     from edgebuild.report import render_html, write_json
+    from edgebuild.report.linkmap import linker_map
     from edgebuild.storage import MemoryPlan
     from edgebuild.storage.tflm import tflm_arena_estimate
 
@@ -73,6 +74,8 @@ def run(ctx):
             "sources": [f"codegen/{s}" for s in fw.get("sources", [])],
         },
         "memory_map": plan.memory_map(),
+        "linker_map": (linker_map(fw["symbols"], fw["size"], plan.memory_map(), ver.get("stack_bytes"))
+                       if fw.get("symbols") else None),
         "layers": _layers(qm.layers, ver.get("layer_cycles"), comp["after"]["layers"]),
         "compression": _compression(comp),
         "energy": _energy(comp, ver, target),
