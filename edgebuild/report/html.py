@@ -124,10 +124,13 @@ def _map_rows(report: dict) -> tuple[list[dict], dict[str, str]]:
 
 def _images(report: dict) -> dict[str, str | None]:
     rows, notes = _map_rows(report)
-    images: dict[str, str | None] = {"memory": None, "layers": None, "arena": None, "partition": None}
+    images: dict[str, str | None] = {"memory": None, "memory_alt": None, "layers": None, "arena": None,
+                                     "partition": None}
     if rows:
         segments = plots.memory_map_segments(rows)
-        images["memory"] = _b64(plots.memory_map_png(segments, _capacities(report, segments), notes))
+        caps = _capacities(report, segments)
+        images["memory"] = _b64(plots.memory_map_png(segments, caps, notes))
+        images["memory_alt"] = "memory map — " + "; ".join(plots.memory_map_titles(segments, caps, notes).values())
     rows = [r for r in (_get(report, "memory_map") or []) if isinstance(r, dict)]
     acts = [r for r in rows if r.get("kind") == "activation"
             and r.get("first") is not None and r.get("last") is not None]

@@ -79,6 +79,20 @@ def memory_map_segments(rows: list[dict]) -> dict[str, list[dict]]:
     return {m: sorted(segs, key=lambda s: (s["offset"], s["name"])) for m, segs in media.items()}
 
 
+def memory_map_titles(segments: dict[str, list[dict]], capacities: dict[str, int | None],
+                      notes: dict[str, str] | None = None) -> dict[str, str]:
+    """Per medium "flash: 4,906 of 32,256 bytes, 15% used — as linked (nm)": the bar's title in the
+    plot and, joined, the image's alt text (so the page states the figure in text too)."""
+    titles = {}
+    for medium, segs in segments.items():
+        end = max((s["offset"] + s["nbytes"] for s in segs), default=0)
+        capacity = capacities.get(medium) or end or 1
+        used_pct = f", {100 * end / capacity:.0f}% used" if capacities.get(medium) else ""
+        note = (notes or {}).get(medium)
+        titles[medium] = f"{medium}: {end:,} of {capacity:,} bytes{used_pct}" + (f" — {note}" if note else "")
+    return titles
+
+
 def memory_map_png(segments: dict[str, list[dict]], capacities: dict[str, int | None],
                    notes: dict[str, str] | None = None) -> bytes:
     """One horizontal bar per medium, segments labelled, the free space and capacity shown;
@@ -87,6 +101,7 @@ def memory_map_png(segments: dict[str, list[dict]], capacities: dict[str, int | 
     from matplotlib.patches import Patch
 
     media = list(segments)
+    titles = memory_map_titles(segments, capacities, notes)
     fig = _figure(10, 0.4 + 1.25 * len(media))
     axes = fig.subplots(len(media), 1, squeeze=False)[:, 0]
     for ax, medium in zip(axes, media):
@@ -104,10 +119,7 @@ def memory_map_png(segments: dict[str, list[dict]], capacities: dict[str, int | 
                 ax.text(s["offset"] + s["nbytes"] / 2, 0, label, ha="center", va="center",
                         fontsize=7.5, color="white", clip_on=True)
         ax.axvline(capacity, color="#C44E52", linestyle="--", linewidth=1.2)
-        used_pct = f", {100 * end / capacity:.0f}% used" if capacities.get(medium) else ""
-        note = (notes or {}).get(medium)
-        ax.set_title(f"{medium}: {end:,} of {capacity:,} bytes{used_pct}" + (f" — {note}" if note else ""),
-                     loc="left", fontsize=9)
+        ax.set_title(titles[medium], loc="left", fontsize=9)
         ax.set_xlim(0, width * 1.01)
         ax.set_yticks([])
         ax.xaxis.set_major_formatter(THOUSANDS)

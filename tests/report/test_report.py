@@ -18,8 +18,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _images(html: str) -> dict[str, bytes]:
-    """alt text -> decoded PNG bytes of every embedded image."""
-    return {alt: base64.b64decode(data) for alt, data in
+    """alt text -> decoded PNG bytes of every embedded image; the memory map's alt (which states
+    each medium's figures, see test_memory_map_alt_states_the_figures) is keyed "memory map"."""
+    return {("memory map" if alt.startswith("memory map — ") else alt): base64.b64decode(data) for alt, data in
             re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)}
 
 
@@ -48,7 +49,7 @@ def rendered(tmp_path_factory):
 def test_html_is_self_contained_with_three_pngs(rendered):
     _, html = rendered
     images = _images(html)
-    assert set(images) == {"memory map: one bar per medium",
+    assert set(images) == {"memory map",
                            "activation arena: lifetimes against offsets",
                            "MACs and cycles per layer"}
     for png in images.values():
@@ -73,12 +74,23 @@ def test_html_shows_the_numbers(rendered):
     assert '<span class="ok">yes</span>' in html
 
 
+def test_memory_map_alt_states_the_figures(rendered):
+    """The memory map's alt text (the plot titles) gives each medium's used bytes; without a
+    linker map they are the storage plan's tables, and it says so."""
+    report, html = rendered
+    alt = re.search(r'<img alt="(memory map — [^"]+)"', html)[1]
+    for medium in ("flash", "sram", "eeprom"):
+        end = max(r["offset"] + r["nbytes"] for r in report["memory_map"] if r["medium"] == medium)
+        assert f"{medium}: {end:,} of {report['memory'][medium + '_limit']:,} bytes" in alt, medium
+    assert "model tables only (storage plan)" in alt
+
+
 def test_memory_map_bar_proportions(rendered):
     """Pixels of each segment along the SRAM bar are proportional to its bytes."""
     import matplotlib.image as mpimg
 
     report, html = rendered
-    png = _images(html)["memory map: one bar per medium"]
+    png = _images(html)["memory map"]
     pixels = mpimg.imread(io.BytesIO(png), format="png")
     arena = [r for r in report["memory_map"] if r["kind"] == "activation"]
     arena_bytes = max(r["offset"] + r["nbytes"] for r in arena) - min(r["offset"] for r in arena)
@@ -135,7 +147,7 @@ def test_empty_and_none_report(tmp_path):
 def test_without_memory_map_draws_totals_and_no_arena(tmp_path):
     report = _drop(sample_report(), ("memory_map",))
     images = _images(render_html(report, tmp_path / "r.html").read_text())
-    assert set(images) == {"memory map: one bar per medium", "MACs and cycles per layer"}
+    assert set(images) == {"memory map", "MACs and cycles per layer"}
 
 
 def test_layers_without_cycles_and_false_bit_exact(tmp_path):
