@@ -69,6 +69,7 @@ def _from_onnx(model, source, base_dir, max_tensor_bytes) -> Graph:
     if not model.HasField("graph") or not model.graph.node:
         raise ModelError("the file holds no ONNX graph (no nodes)", file=source,
                          fix="export a complete model (torch.onnx.export / tf2onnx)")
+    model, upgraded_from = _upgrade(model, source)
     opset = _opset(model, source)
     for tensor in iter_tensors(model.graph):
         check_tensor(tensor, source, max_tensor_bytes)
@@ -100,7 +101,34 @@ def _from_onnx(model, source, base_dir, max_tensor_bytes) -> Graph:
     return Graph(nodes=nodes, inputs=list(inputs), outputs=outputs, initializers=initializers,
                  shapes={k: tuple(int(d) for d in v.shape) for k, v in info.items() if k in live},
                  dtypes={k: v.dtype for k, v in info.items() if k in live},
-                 name=model.graph.name or "model", opset=opset, source=source)
+                 name=model.graph.name or "model", opset=opset, source=source,
+                 log=[f"upgraded from opset {upgraded_from} to {opset} with onnx.version_converter"]
+                 if upgraded_from is not None else [])
+
+
+def _default_opset(model) -> int | None:
+    versions = {o.domain: o.version for o in model.opset_import}
+    return versions.get("", versions.get("ai.onnx"))
+
+
+def _upgrade(model, source):
+    """A file older than ops.MIN_OPSET (opset 1..6: e.g. the PyTorch-converted models in the onnx
+    package's backend test data) upgraded with onnx.version_converter, and the opset it had;
+    (model, None) for a supported or newer file."""
+    version = _default_opset(model)
+    if version is None or not 1 <= version < ops.MIN_OPSET:
+        return model, None
+    from onnx import version_converter
+
+    try:
+        upgraded = version_converter.convert_version(model, ops.MIN_OPSET)
+    except Exception as exc:            # the converter raises bare RuntimeErrors/ValueErrors from C++
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ModelError(f"opset {version} could not be upgraded to {ops.MIN_OPSET} by onnx.version_converter "
+                         f"({first})", file=source, field="opset_import",
+                         fix=f"re-export the model with an opset between {ops.MIN_OPSET} and {ops.MAX_OPSET}"
+                         ) from None
+    return upgraded, version
 
 
 def _copy(model):
@@ -111,8 +139,7 @@ def _copy(model):
 
 
 def _opset(model, source) -> int:
-    versions = {o.domain: o.version for o in model.opset_import}
-    version = versions.get("", versions.get("ai.onnx"))
+    version = _default_opset(model)
     lo, hi = ops.MIN_OPSET, ops.MAX_OPSET
     if version is None or not lo <= version <= hi:
         raise ModelError(f"default-domain opset {version} is not supported", file=source,

@@ -265,7 +265,9 @@ def build_context(report: dict) -> dict:
         "recipe": _get(report, "recipe") or DASH,
         "target": _get(report, "target") or DASH,
         "model": [("parameters", fmt_int(_get(report, "model", "params"))),
-                  ("MACs per inference", fmt_int(_get(report, "model", "macs")))],
+                  ("MACs per inference", fmt_int(_get(report, "model", "macs")))]
+                 + ([("ONNX opset", str(_get(report, "model", "opset")))] if _get(report, "model", "opset") else [])
+                 + [("import", str(line)) for line in (_get(report, "model", "import_log") or [])],
         "dataset": [("source", fmt_int(_get(report, "dataset", "source"))),
                     ("train", fmt_int(_get(report, "dataset", "train"))),
                     ("validation", fmt_int(_get(report, "dataset", "val"))),

@@ -26,3 +26,7 @@ def run(ctx):
     graph.save(ctx.out / "model.onnx")
     write_json(ctx.out / "params.json", graph.params())
     write_json(ctx.out / "cost.json", graph.cost())
+    # what the import changed in the file (an opset upgrade), for the report's model section
+    write_json(ctx.out / "import.json", {"opset": graph.opset, "log": list(graph.log)})
+    for line in graph.log:
+        ctx.log(line)

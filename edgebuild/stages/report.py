@@ -48,7 +48,8 @@ def run(ctx):
                                                      for k in ("train", "val", "test")},
                     "preprocessing": meta.get("preprocessing")},
         "model": {"params": params, "params_before_compression": int(comp["before"]["figures"]["params"]),
-                  "macs": macs, "layers": len(full.layers), "notes": full.notes},
+                  "macs": macs, "layers": len(full.layers), "notes": full.notes,
+                  **_import_figures(inp.get("imported"))},
         "accuracy": _accuracy(kind, vec, final, labels, n, ver, qmetrics),
         "task": _task(kind, vec, final, labels, n, ver, qmetrics, full),
         "memory": {
@@ -201,3 +202,12 @@ def _latency(ver: dict, macs: int, f_cpu: int) -> dict:
         "basis": ("device cycle counter" if cycles is not None else
                   "instructions counted by the simulator, 1 per cycle assumed" if instructions is not None else None),
     }
+
+
+def _import_figures(folder) -> dict:
+    """The imported file's opset and what the import did to it (e.g. "upgraded from opset 6 to 7
+    with onnx.version_converter"); empty for cache entries made before import.json existed."""
+    if folder is None or not (folder / "import.json").is_file():
+        return {}
+    info = read_json(folder / "import.json")
+    return {"opset": info.get("opset"), "import_log": info.get("log", [])}

@@ -4,7 +4,10 @@ verified Uno firmware: the build's float accuracy equals onnxruntime's on the sa
 Weights are trained here with edgebuild's numpy trainer (no torch on the machine), then written into
 graphs built with onnx.helper the way PyTorch lays them out: a CNN with the
 Shape->Gather->Unsqueeze->Concat->Reshape flatten and Gemm(transB=1), and an MLP with Reshape +
-MatMul + Add; dynamic batch dimension 'N'.
+MatMul + Add; dynamic batch dimension 'N'. And an opset-6 file as old PyTorch (and the onnx package's
+pytorch-converted test data) wrote them: initializers listed as graph inputs, Gemm(broadcast=1),
+IR version 3. onnxruntime has no opset-6 kernels, so its reference is the opset-13 twin with the
+same weights; edgebuild upgrades the file (onnx.version_converter) and the report says so.
 """
 
 from __future__ import annotations
@@ -77,6 +80,65 @@ def torch_style_mlp(ds) -> onnx.ModelProto:
              n("MatMul", ["h1", "fc2.weight_T"], ["mm2"], name="/fc2/MatMul"),
              n("Add", ["mm2", "fc2.bias"], ["logits"], name="/fc2/Add")]
     return model(nodes, inits, "torch_mlp")
+
+
+def old_pytorch_cnn(ds) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """(an opset-6 CNN, its opset-13 twin with the same weights for onnxruntime)."""
+    w = trained([{"conv": {"out": 8, "kernel": 3, "pad": 1}}, {"relu": {}}, {"maxpool": {"kernel": 2}},
+                 {"flatten": {}}, {"dense": {"out": 10}}], ds)
+    inits = {"1": w["conv1.weight"], "2": w["conv1.bias"], "3": w["dense1.weight"], "4": w["dense1.bias"]}
+    n = helper.make_node
+
+    def graph(opset: int, ir: int) -> onnx.ModelProto:
+        gemm = {"broadcast": 1} if opset < 7 else {}
+        nodes = [n("Conv", ["0", "1", "2"], ["5"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+                 n("Relu", ["5"], ["6"]),
+                 n("MaxPool", ["6"], ["7"], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0]),
+                 n("Flatten", ["7"], ["8"], axis=1),
+                 n("Gemm", ["8", "3", "4"], ["9"], alpha=1.0, beta=1.0, transB=1, **gemm)]
+        listed = [helper.make_tensor_value_info(k, TensorProto.FLOAT, list(v.shape)) for k, v in inits.items()]
+        g = helper.make_graph(nodes, "torch-jit-export",
+                              [helper.make_tensor_value_info("0", TensorProto.FLOAT, [1, 1, 14, 14])]
+                              + (listed if ir < 4 else []),
+                              [helper.make_tensor_value_info("9", TensorProto.FLOAT, [1, 10])],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="pytorch",
+                              producer_version="0.3")
+        m.ir_version = ir
+        onnx.checker.check_model(m)
+        return m
+
+    return graph(6, 3), graph(13, 8)
+
+
+def test_opset6_file_is_upgraded_and_verified(tmp_path, dataset):
+    import onnxruntime as ort
+
+    old, twin = old_pytorch_cnn(dataset)
+    (tmp_path / "recipes").mkdir()
+    onnx.save(old, tmp_path / "recipes" / "old.onnx")
+    sess = ort.InferenceSession(twin.SerializeToString(), providers=["CPUExecutionProvider"])
+    ort_pred = np.array([sess.run(None, {"0": x[None]})[0][0] for x in dataset.x_test]).argmax(1)
+    ort_acc = float((ort_pred == dataset.y_test).mean())
+    assert ort_acc > 0.8
+    (tmp_path / "recipes" / "old.yaml").write_text(textwrap.dedent(f"""\
+        defaults:
+          - targets@target: uno
+          - _self_
+        name: old
+        model: {{onnx: old.onnx}}
+        dataset: {json.dumps(DATASET)}
+        compression: {{quantize: {{calibration_samples: 200}}}}
+        verify: {{samples: 40}}
+        """))
+    proc = cli("recipes/old.yaml", "--cache", "cache", cwd=tmp_path)
+    assert "upgraded from opset 6 to 7" in proc.stderr
+    r = json.loads((tmp_path / "build" / "old" / "report.json").read_text())
+    assert r["model"]["opset"] == 7
+    assert r["model"]["import_log"] == ["upgraded from opset 6 to 7 with onnx.version_converter"]
+    assert r["accuracy"]["float_full_test"] == pytest.approx(ort_acc, abs=1e-12)
+    assert r["verify"]["bit_exact"] == r["verify"]["samples"] == 40
+    assert "upgraded from opset 6 to 7" in (tmp_path / "build" / "old" / "report.html").read_text()
 
 
 @pytest.fixture(scope="module")
