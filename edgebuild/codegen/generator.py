@@ -92,7 +92,29 @@ def _dot_ops(kh: int, kw: int, rowstep: int) -> list[tuple[str, int]]:
     return ops
 
 
-def _layer_consts(lay: dict, qm) -> dict:
+# Largest zero-point-padded copy of a conv input (bytes, static SRAM shared by the layers) the
+# AVR kernels make so that every window takes the in-place dot product; bigger inputs keep the
+# per-window border patch.
+PAD_SCRATCH_MAX = 768
+
+
+def _pad_geometry(d: dict) -> None:
+    """Rewrite a dense conv's constants for a zero-point-padded input copy (``d["PAD"]``), if
+    the copy fits ``PAD_SCRATCH_MAX``.
+
+    The copy holds ``C`` channels of ``HP x WP`` with the input at row ``PT``, column ``PL``;
+    window (oy, ox) then starts at (oy*SH, ox*SW) of the copy and lies fully inside it.
+    """
+    hp = max(d["PT"] + d["H"], (d["OH"] - 1) * d["SH"] + (d["KH"] - 1) * d["DH"] + 1)
+    wp = max(d["PL"] + d["W"], (d["OW"] - 1) * d["SW"] + (d["KW"] - 1) * d["DW"] + 1)
+    if d["C"] * hp * wp > PAD_SCRATCH_MAX:
+        return
+    d["PAD"] = {"H": d["H"], "W": d["W"], "HP": hp, "WP": wp, "PT": d["PT"], "PL": d["PL"],
+                "SIZE": d["C"] * hp * wp}
+    d.update(H=hp, W=wp, HW=hp * wp, PT=0, PL=0, OY0=0, OY1=d["OH"], OX0=0, OX1=d["OW"])
+
+
+def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> dict:
     """Compile-time constants of one layer, as consumed by templates/kernels.c.j2."""
     q, a, kind = lay["q"], lay["attrs"], lay["kind"]
     base = {"ZO": q["zp_out"], "LO": q["act_min"], "HI": q["act_max"]}
@@ -107,6 +129,12 @@ def _layer_consts(lay: dict, qm) -> dict:
                  ZP=q["zp_in"], POOL="pool" in a)
         d["OY0"], d["OY1"] = _interior(h, oh, kh, d["SH"], d["DH"], d["PT"])
         d["OX0"], d["OX1"] = _interior(w, ow, kw, d["SW"], d["DW"], d["PL"])
+        d["PAD"] = None
+        border = (d["OY0"], d["OY1"], d["OX0"], d["OX1"]) != (0, oh, 0, ow)
+        if arch == "avr" and border and not sparse:
+            _pad_geometry(d)
+        h, w = d["H"], d["W"]
+        d["BORDER"] = (d["OY0"], d["OY1"], d["OX0"], d["OX1"]) != (0, oh, 0, ow)
         row = d["DH"] * w
         d["ROWSTEP"] = row - kw if d["DW"] == 1 else row
         d["CHSTEP"] = h * w - kh * row
@@ -179,7 +207,7 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
         raise ConfigError(f"unknown arch '{arch}'", field="arch", fix=f"use one of {ARCHES}")
     _check_limits(qmodel, arch)
     taken: set[str] = {"model_run", "input", "output", "eb_arena", "eb_krange", "eb_requant",
-                       "eb_int"}
+                       "eb_int", "eb_pad", "eb_mulhi32"}
     weights, acts = qmodel.layout_request()
     tables, ids = [], {}
     for ent in weights:
@@ -216,11 +244,13 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
             qmodel.arrays[lay["tables"]["weight"]]
         layers.append({"fn": c_identifier(f"eb_l{i}_{lay['name']}", taken), "kind": lay["kind"],
                        "macro": MACROS[lay["kind"]] + ("_sparse" if sparse else ""), "macs": lay["macs"],
-                       "c": _layer_consts(lay, qmodel),
+                       "c": _layer_consts(lay, qmodel, arch, sparse),
                        "t": {k: ids[n] for k, n in lay["tables"].items()},
                        "in_exprs": [expr(t) for t in lay["inputs"]],
                        "out_expr": expr(lay["output"])})
+    pad_size = max([L["c"]["PAD"]["SIZE"] for L in layers if L["c"].get("PAD")], default=0)
     ctx = {"arch": arch, "layers": layers, "tables": tables, "arena_size": arena,
+           "pad_size": pad_size,
            "macs": sum(l["macs"] for l in qmodel.layers),
            "input_size": qmodel.input_size, "output_size": qmodel.output_size,
            "input_scale": _float_literal(qmodel.input_scale),
