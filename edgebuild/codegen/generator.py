@@ -147,6 +147,17 @@ def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> di
             d["POOL_FULL"] = (d["PPT"] == 0 and d["PPL"] == 0
                               and (d["POH"] - 1) * d["PSH"] + d["PKH"] <= oh
                               and (d["POW"] - 1) * d["PSW"] + d["PKW"] <= ow)
+            # input offsets of the pool window's conv windows after the first
+            d["POOL_OFFS"] = [wy * d["SH"] * w + wx * d["SW"] for wy in range(d["PKH"])
+                              for wx in range(d["PKW"])][1:]
+        # loop structure: AVR convs without border windows step window pointers (a fully
+        # inside pool of <= 9 windows unrolled); the rest index windows through _ACC
+        d["LOOP"] = "acc"
+        if arch == "avr" and not d["BORDER"]:
+            if not d["POOL"]:
+                d["LOOP"] = "rows"
+            elif d["POOL_FULL"] and d["PKH"] * d["PKW"] <= 9:
+                d["LOOP"] = "pool_unrolled"
         return d
     if kind == "dense":
         return dict(base, IN=lay["in_shapes"][0][0], OUT=lay["out_shape"][0])
