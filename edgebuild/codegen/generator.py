@@ -160,7 +160,11 @@ def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> di
                 d["LOOP"] = "pool_unrolled"
         return d
     if kind == "dense":
-        return dict(base, IN=lay["in_shapes"][0][0], OUT=lay["out_shape"][0])
+        n_in = lay["in_shapes"][0][0]
+        # AVR: 4 MAC pairs per loop iteration (the loop's 16-bit count and branch cost ~5
+        # cycles a pair otherwise); 1 elsewhere
+        return dict(base, IN=n_in, OUT=lay["out_shape"][0],
+                    UNROLL=4 if arch == "avr" and n_in >= 16 else 1)
     if kind in ("maxpool", "avgpool"):
         c, h, w = lay["in_shapes"][0]
         return dict(base, **_geometry_consts(a), C=c, H=h, W=w, HW=h * w, OH=lay["out_shape"][1],
