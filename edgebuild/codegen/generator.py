@@ -11,7 +11,14 @@ input zero point folded into the bias; border windows copy one channel's valid t
 KH*KW patch pre-filled with the zero point and run the same dot product (exact). A fused
 MaxPool takes the max of accumulators and requantises once. On AVR the MAC is an inline-asm
 ``ld / lpm Z+ / muls`` sequence, two taps summed in int16 before one sign-extended 32-bit add
-(weights in [-127, 127] keep the pair sum within int16). Weights stored sparse
+(weights in [-127, 127] keep the pair sum within int16). The loop structure is chosen here per
+layer shape for AVR: a dense conv with border windows whose input fits ``PAD_SCRATCH_MAX`` bytes
+once padded first copies it into a zero-point-padded static buffer (``eb_pad``), so every window
+takes the in-place dot product (no border path, no per-window range test); border-free convs step
+running window pointers, a fully-inside fused pool of <= 9 windows unrolled at compile-time
+offsets; dense loops run 4 MAC pairs per iteration. Requantisation's high word
+``(acc * M) >> 32`` is an inline-asm 32x32 multiply (``eb_mulhi32``, no libgcc call); other
+arches keep the portable C. Weights stored sparse
 (edgebuild.compress.sparse, when smaller) select the ``dense_sparse`` / ``conv_sparse`` kernels,
 which walk the encoded entries in place; a sparse conv reads interior taps through a per-layer
 offset table and border windows through the same patch as the dense conv.
@@ -98,19 +105,35 @@ def _dot_ops(kh: int, kw: int, rowstep: int) -> list[tuple[str, int]]:
 PAD_SCRATCH_MAX = 768
 
 
-def _pad_geometry(d: dict) -> None:
-    """Rewrite a dense conv's constants for a zero-point-padded input copy (``d["PAD"]``), if
-    the copy fits ``PAD_SCRATCH_MAX``.
+def _padded_extent(n: int, on: int, k: int, stride: int, dil: int, pad: int) -> int:
+    """Length of the padded copy along one axis: the input at ``pad`` and every window inside."""
+    return max(pad + n, (on - 1) * stride + (k - 1) * dil + 1)
+
+
+def pad_copy_bytes(lay: dict) -> int:
+    """SRAM bytes of the zero-point-padded input copy the AVR kernel of conv layer ``lay`` (a
+    lowered/quantised layer dict) makes: 0 without border windows or above PAD_SCRATCH_MAX."""
+    a = lay["attrs"]
+    c, h, w = lay["in_shapes"][0]
+    oh, ow = a.get("conv_out", lay["out_shape"][1:])
+    (kh, kw), (sh, sw), (dh, dw), pads = a["kernel"], a["strides"], a["dilations"], a["pads"]
+    if (_interior(h, oh, kh, sh, dh, pads[0]) == (0, oh)
+            and _interior(w, ow, kw, sw, dw, pads[1]) == (0, ow)):
+        return 0
+    size = c * _padded_extent(h, oh, kh, sh, dh, pads[0]) * _padded_extent(w, ow, kw, sw, dw, pads[1])
+    return size if size <= PAD_SCRATCH_MAX else 0
+
+
+def _pad_geometry(d: dict, size: int) -> None:
+    """Rewrite a dense conv's constants for its zero-point-padded input copy of ``size`` bytes.
 
     The copy holds ``C`` channels of ``HP x WP`` with the input at row ``PT``, column ``PL``;
     window (oy, ox) then starts at (oy*SH, ox*SW) of the copy and lies fully inside it.
     """
-    hp = max(d["PT"] + d["H"], (d["OH"] - 1) * d["SH"] + (d["KH"] - 1) * d["DH"] + 1)
-    wp = max(d["PL"] + d["W"], (d["OW"] - 1) * d["SW"] + (d["KW"] - 1) * d["DW"] + 1)
-    if d["C"] * hp * wp > PAD_SCRATCH_MAX:
-        return
+    hp = _padded_extent(d["H"], d["OH"], d["KH"], d["SH"], d["DH"], d["PT"])
+    wp = _padded_extent(d["W"], d["OW"], d["KW"], d["SW"], d["DW"], d["PL"])
     d["PAD"] = {"H": d["H"], "W": d["W"], "HP": hp, "WP": wp, "PT": d["PT"], "PL": d["PL"],
-                "SIZE": d["C"] * hp * wp}
+                "SIZE": size}
     d.update(H=hp, W=wp, HW=hp * wp, PT=0, PL=0, OY0=0, OY1=d["OH"], OX0=0, OX1=d["OW"])
 
 
@@ -130,9 +153,8 @@ def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> di
         d["OY0"], d["OY1"] = _interior(h, oh, kh, d["SH"], d["DH"], d["PT"])
         d["OX0"], d["OX1"] = _interior(w, ow, kw, d["SW"], d["DW"], d["PL"])
         d["PAD"] = None
-        border = (d["OY0"], d["OY1"], d["OX0"], d["OX1"]) != (0, oh, 0, ow)
-        if arch == "avr" and border and not sparse:
-            _pad_geometry(d)
+        if arch == "avr" and not sparse and pad_copy_bytes(lay):
+            _pad_geometry(d, pad_copy_bytes(lay))
         h, w = d["H"], d["W"]
         d["BORDER"] = (d["OY0"], d["OY1"], d["OX0"], d["OX1"]) != (0, oh, 0, ow)
         row = d["DH"] * w
