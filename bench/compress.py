@@ -19,8 +19,14 @@ result. The auto search combines structured (widths) and unstructured (per-layer
 calibrate: for each recipe and its build directory (after `edgebuild RECIPE --build-dir DIR`),
 takes report.json's per-layer simavr cycles, computes the cycle-model features of the recipe's
 architecture (a dense layer whose weight table in the memory map is smaller than dense storage
-was stored sparse: its entry count follows from the table size), fits the per-kind model (non-negative least squares on relative error) and prints
-every layer's error, both fitted on all builds and with each build held out in turn.
+was stored sparse: its entry count follows from the table size; a conv's likewise), fits the per-kind model (non-negative least squares on relative error) and prints
+every layer's and every whole model's error, both fitted on all builds and with each build held
+out in turn. The Uno's model (targets/uno.yaml) was fitted on these 8 builds:
+
+    for r in recipes/mnist_uno recipes/digits_uno recipes/mnist_mlp_uno bench/calibration/c24 \
+             bench/calibration/c6x12 bench/calibration/k3s2 bench/calibration/nopad bench/calibration/big; do
+        edgebuild $r.yaml --build-dir build/calib-$(basename $r); done
+    python bench/compress.py calibrate recipes/mnist_uno.yaml:build/calib-mnist_uno ...  (each RECIPE:DIR)
 """
 
 from __future__ import annotations
@@ -174,7 +180,8 @@ def _calibrate(pairs: list[str]) -> int:
     from edgebuild.compress.budget import net_graph
     from edgebuild.config import load_recipe
     from edgebuild.data import load_dataset
-    from edgebuild.compress.energy import fit_cycle_model, layer_costs, predict_cycles
+    from edgebuild.compress.energy import fit_cycle_model, layer_costs, predict_cycles, sparse_conv_features
+    from edgebuild.compress.lowering import lower
     from edgebuild.train import build_net
 
     runs = {}
@@ -182,7 +189,9 @@ def _calibrate(pairs: list[str]) -> int:
         recipe, build = pair.split(":")
         spec = load_recipe(recipe)          # composed: dataset defaults filled in
         shape = load_dataset(spec["dataset"], base_dir=Path(recipe).resolve().parent).x_train.shape[1:]
-        costs = {c.name: c for c in layer_costs(net_graph(build_net(spec["model"]["train"]["arch"], shape)))}
+        graph = net_graph(build_net(spec["model"]["train"]["arch"], shape))
+        costs = {c.name: c for c in layer_costs(graph)}
+        weights = {lay["name"]: lay["w"] for lay in lower(graph)[0] if "w" in lay}
         report = json.loads((Path(build) / "report.json").read_text())
         stored = {m["name"]: m["nbytes"] for m in report["memory_map"] if m["kind"] == "weight"}
         for c in costs.values():        # weights the build stored sparse: entries from the table size
@@ -190,14 +199,23 @@ def _calibrate(pairs: list[str]) -> int:
             if c.kind == "dense" and nbytes is not None and nbytes < c.features["macs"]:
                 out = c.features["outputs"]
                 c.kind, c.features = "dense_sparse", {"entries": (nbytes - 2 * out) // 2, "outputs": out, "one": 1}
+            elif c.kind == "conv" and nbytes is not None and nbytes < weights[c.name].size:
+                # encode_conv: a count byte per (output, input channel), 2 bytes per non-zero
+                w = weights[c.name]
+                nonzeros = (nbytes - w.shape[0] * w.shape[1]) // 2
+                c.kind, c.features = "conv_sparse", sparse_conv_features(c.features, nonzeros, w.shape[0])
         runs[f"{spec['name']}@{Path(build).name}"] = [(costs[l["name"]].kind, costs[l["name"]].features,
                                                        l["cycles"], l["name"]) for l in report["layers"]]
     model = fit_cycle_model([s[:3] for v in runs.values() for s in v])
     print("cycle_model fitted on all builds:\n  " + json.dumps(model))
     print(f"{'build':<28}{'layer':<8}{'measured':>12}{'fit (all)':>12}{'err':>8}{'held out':>12}{'err':>8}")
     worst = 0.0
+    whole = []
     for name, layers in runs.items():
         held = fit_cycle_model([s[:3] for k, v in runs.items() if k != name for s in v])
+        measured = sum(m for _, _, m, _ in layers)
+        whole.append((name, sum(predict_cycles(k, f, model) for k, f, _, _ in layers) / measured - 1,
+                      sum(predict_cycles(k, f, held) for k, f, _, _ in layers) / measured - 1))
         for kind, feats, measured, layer in layers:
             p_all, p_out = predict_cycles(kind, feats, model), predict_cycles(kind, feats, held)
             e_all, e_out = (p_all - measured) / measured, (p_out - measured) / measured
@@ -205,6 +223,8 @@ def _calibrate(pairs: list[str]) -> int:
             print(f"{name:<28}{layer:<8}{measured:>12,.0f}{p_all:>12,.0f}{100 * e_all:>+7.1f}%"
                   f"{p_out:>12,.0f}{100 * e_out:>+7.1f}%")
     print(f"largest error of the all-builds fit: {100 * worst:.1f}%")
+    print("whole models (all-builds fit, held out): " + ", ".join(f"{n} {100 * a:+.1f}% {100 * h:+.1f}%"
+                                                              for n, a, h in whole))
     return 0
 
 

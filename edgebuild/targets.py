@@ -86,6 +86,11 @@ class Energy(_Strict):
     sram_overhead_bytes: int = Field(
         0, ge=0, description="SRAM besides model input, output and activation arena (harness statics "
                              "and stack), used by the compress stage's search.")
+    conv_pad_copy: bool = Field(
+        False, description="The codegen backend copies the input of a conv with border windows into a "
+                           "zero-point-padded static buffer (AVR, up to "
+                           "edgebuild.codegen.generator.PAD_SCRATCH_MAX bytes); the compress stage "
+                           "counts that buffer in its SRAM estimate.")
     cycle_model_error: float = Field(
         0.0, ge=0, lt=1, description="Relative error of the cycle model on a whole model seen in calibration; "
                                      "the multi-target search aims this far under latency and energy "

@@ -11,7 +11,14 @@ input zero point folded into the bias; border windows copy one channel's valid t
 KH*KW patch pre-filled with the zero point and run the same dot product (exact). A fused
 MaxPool takes the max of accumulators and requantises once. On AVR the MAC is an inline-asm
 ``ld / lpm Z+ / muls`` sequence, two taps summed in int16 before one sign-extended 32-bit add
-(weights in [-127, 127] keep the pair sum within int16). Weights stored sparse
+(weights in [-127, 127] keep the pair sum within int16). The loop structure is chosen here per
+layer shape for AVR: a dense conv with border windows whose input fits ``PAD_SCRATCH_MAX`` bytes
+once padded first copies it into a zero-point-padded static buffer (``eb_pad``), so every window
+takes the in-place dot product (no border path, no per-window range test); border-free convs step
+running window pointers, a fully-inside fused pool of <= 9 windows unrolled at compile-time
+offsets; dense loops run 4 MAC pairs per iteration. Requantisation's high word
+``(acc * M) >> 32`` is an inline-asm 32x32 multiply (``eb_mulhi32``, no libgcc call); other
+arches keep the portable C. Weights stored sparse
 (edgebuild.compress.sparse, when smaller) select the ``dense_sparse`` / ``conv_sparse`` kernels,
 which walk the encoded entries in place; a sparse conv reads interior taps through a per-layer
 offset table and border windows through the same patch as the dense conv.
@@ -92,7 +99,45 @@ def _dot_ops(kh: int, kw: int, rowstep: int) -> list[tuple[str, int]]:
     return ops
 
 
-def _layer_consts(lay: dict, qm) -> dict:
+# Largest zero-point-padded copy of a conv input (bytes, static SRAM shared by the layers) the
+# AVR kernels make so that every window takes the in-place dot product; bigger inputs keep the
+# per-window border patch.
+PAD_SCRATCH_MAX = 768
+
+
+def _padded_extent(n: int, on: int, k: int, stride: int, dil: int, pad: int) -> int:
+    """Length of the padded copy along one axis: the input at ``pad`` and every window inside."""
+    return max(pad + n, (on - 1) * stride + (k - 1) * dil + 1)
+
+
+def pad_copy_bytes(lay: dict) -> int:
+    """SRAM bytes of the zero-point-padded input copy the AVR kernel of conv layer ``lay`` (a
+    lowered/quantised layer dict) makes: 0 without border windows or above PAD_SCRATCH_MAX."""
+    a = lay["attrs"]
+    c, h, w = lay["in_shapes"][0]
+    oh, ow = a.get("conv_out", lay["out_shape"][1:])
+    (kh, kw), (sh, sw), (dh, dw), pads = a["kernel"], a["strides"], a["dilations"], a["pads"]
+    if (_interior(h, oh, kh, sh, dh, pads[0]) == (0, oh)
+            and _interior(w, ow, kw, sw, dw, pads[1]) == (0, ow)):
+        return 0
+    size = c * _padded_extent(h, oh, kh, sh, dh, pads[0]) * _padded_extent(w, ow, kw, sw, dw, pads[1])
+    return size if size <= PAD_SCRATCH_MAX else 0
+
+
+def _pad_geometry(d: dict, size: int) -> None:
+    """Rewrite a dense conv's constants for its zero-point-padded input copy of ``size`` bytes.
+
+    The copy holds ``C`` channels of ``HP x WP`` with the input at row ``PT``, column ``PL``;
+    window (oy, ox) then starts at (oy*SH, ox*SW) of the copy and lies fully inside it.
+    """
+    hp = _padded_extent(d["H"], d["OH"], d["KH"], d["SH"], d["DH"], d["PT"])
+    wp = _padded_extent(d["W"], d["OW"], d["KW"], d["SW"], d["DW"], d["PL"])
+    d["PAD"] = {"H": d["H"], "W": d["W"], "HP": hp, "WP": wp, "PT": d["PT"], "PL": d["PL"],
+                "SIZE": size}
+    d.update(H=hp, W=wp, HW=hp * wp, PT=0, PL=0, OY0=0, OY1=d["OH"], OX0=0, OX1=d["OW"])
+
+
+def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> dict:
     """Compile-time constants of one layer, as consumed by templates/kernels.c.j2."""
     q, a, kind = lay["q"], lay["attrs"], lay["kind"]
     base = {"ZO": q["zp_out"], "LO": q["act_min"], "HI": q["act_max"]}
@@ -107,6 +152,11 @@ def _layer_consts(lay: dict, qm) -> dict:
                  ZP=q["zp_in"], POOL="pool" in a)
         d["OY0"], d["OY1"] = _interior(h, oh, kh, d["SH"], d["DH"], d["PT"])
         d["OX0"], d["OX1"] = _interior(w, ow, kw, d["SW"], d["DW"], d["PL"])
+        d["PAD"] = None
+        if arch == "avr" and not sparse and pad_copy_bytes(lay):
+            _pad_geometry(d, pad_copy_bytes(lay))
+        h, w = d["H"], d["W"]
+        d["BORDER"] = (d["OY0"], d["OY1"], d["OX0"], d["OX1"]) != (0, oh, 0, ow)
         row = d["DH"] * w
         d["ROWSTEP"] = row - kw if d["DW"] == 1 else row
         d["CHSTEP"] = h * w - kh * row
@@ -119,9 +169,24 @@ def _layer_consts(lay: dict, qm) -> dict:
             d["POOL_FULL"] = (d["PPT"] == 0 and d["PPL"] == 0
                               and (d["POH"] - 1) * d["PSH"] + d["PKH"] <= oh
                               and (d["POW"] - 1) * d["PSW"] + d["PKW"] <= ow)
+            # input offsets of the pool window's conv windows after the first
+            d["POOL_OFFS"] = [wy * d["SH"] * w + wx * d["SW"] for wy in range(d["PKH"])
+                              for wx in range(d["PKW"])][1:]
+        # loop structure: AVR convs without border windows step window pointers (a fully
+        # inside pool of <= 9 windows unrolled); the rest index windows through _ACC
+        d["LOOP"] = "acc"
+        if arch == "avr" and not d["BORDER"]:
+            if not d["POOL"]:
+                d["LOOP"] = "rows"
+            elif d["POOL_FULL"] and d["PKH"] * d["PKW"] <= 9:
+                d["LOOP"] = "pool_unrolled"
         return d
     if kind == "dense":
-        return dict(base, IN=lay["in_shapes"][0][0], OUT=lay["out_shape"][0])
+        n_in = lay["in_shapes"][0][0]
+        # AVR: 4 MAC pairs per loop iteration (the loop's 16-bit count and branch cost ~5
+        # cycles a pair otherwise); 1 elsewhere
+        return dict(base, IN=n_in, OUT=lay["out_shape"][0],
+                    UNROLL=4 if arch == "avr" and n_in >= 16 else 1)
     if kind in ("maxpool", "avgpool"):
         c, h, w = lay["in_shapes"][0]
         return dict(base, **_geometry_consts(a), C=c, H=h, W=w, HW=h * w, OH=lay["out_shape"][1],
@@ -179,7 +244,7 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
         raise ConfigError(f"unknown arch '{arch}'", field="arch", fix=f"use one of {ARCHES}")
     _check_limits(qmodel, arch)
     taken: set[str] = {"model_run", "input", "output", "eb_arena", "eb_krange", "eb_requant",
-                       "eb_int"}
+                       "eb_int", "eb_pad", "eb_mulhi32"}
     weights, acts = qmodel.layout_request()
     tables, ids = [], {}
     for ent in weights:
@@ -216,11 +281,13 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
             qmodel.arrays[lay["tables"]["weight"]]
         layers.append({"fn": c_identifier(f"eb_l{i}_{lay['name']}", taken), "kind": lay["kind"],
                        "macro": MACROS[lay["kind"]] + ("_sparse" if sparse else ""), "macs": lay["macs"],
-                       "c": _layer_consts(lay, qmodel),
+                       "c": _layer_consts(lay, qmodel, arch, sparse),
                        "t": {k: ids[n] for k, n in lay["tables"].items()},
                        "in_exprs": [expr(t) for t in lay["inputs"]],
                        "out_expr": expr(lay["output"])})
+    pad_size = max([L["c"]["PAD"]["SIZE"] for L in layers if L["c"].get("PAD")], default=0)
     ctx = {"arch": arch, "layers": layers, "tables": tables, "arena_size": arena,
+           "pad_size": pad_size,
            "macs": sum(l["macs"] for l in qmodel.layers),
            "input_size": qmodel.input_size, "output_size": qmodel.output_size,
            "input_scale": _float_literal(qmodel.input_scale),

@@ -23,8 +23,11 @@ import numpy as np
 
 # Features of each layer kind the cycle model may use (all counts per inference).
 FEATURES = {
+    # patch_* = border_* of the convs whose border windows go through the per-window patch on
+    # targets with energy.conv_pad_copy (AVR); the others read a zero-point-padded input copy of
+    # pad_bytes bytes (0 = none) and take the in-place dot product for every window
     "conv": ("macs", "windows", "window_channels", "border_windows", "border_taps", "border_rows",
-             "outputs", "one"),
+             "patch_windows", "patch_taps", "pad_bytes", "outputs", "one"),
     "dense": ("macs", "outputs", "one"),
     "dense_sparse": ("entries", "outputs", "one"),      # dense layer with sparse-encoded weights
     # conv with sparse-encoded weights: entries = non-zero weights x windows each is read in,
@@ -78,10 +81,15 @@ def _conv_features(lay: dict) -> dict[str, float]:
     vx = _valid_taps(w, ow, kw, a["strides"][1], a["dilations"][1], a["pads"][1])
     border = ~((vy == kh)[:, None] & (vx == kw)[None, :])        # windows not fully inside
     windows = cout * oh * ow
+    from edgebuild.codegen.generator import pad_copy_bytes
+
+    pad = pad_copy_bytes(lay)
+    bw = cout * int(border.sum())
+    bt = cout * cin_g * int((np.outer(vy, vx) * border).sum())
     return {"macs": windows * cin_g * kh * kw, "windows": windows, "window_channels": windows * cin_g,
-            "border_windows": cout * int(border.sum()),
-            "border_taps": cout * cin_g * int((np.outer(vy, vx) * border).sum()),
+            "border_windows": bw, "border_taps": bt,
             "border_rows": cout * cin_g * int((np.outer(vy, np.ones_like(vx)) * border).sum()),
+            "patch_windows": 0 if pad else bw, "patch_taps": 0 if pad else bt, "pad_bytes": pad,
             "outputs": int(np.prod(lay["out_shape"])), "one": 1}
 
 
@@ -137,9 +145,12 @@ def footprint(graph, energy: dict) -> dict:
     """Estimated whole-firmware flash and peak SRAM bytes of ``graph`` on a target.
 
     flash = constant tables + code (``energy.code_bytes``: "one" + per "conv", "conv_border"
-    (a conv with padded border windows) and "dense" layer); SRAM = model input + output + the
+    (a conv with padded border windows; "conv_patch" where those take the border patch path, if
+    the target lists it) and "dense" layer); SRAM = model input + output + the
     activation arena (planned like the layout stage) + ``energy.sram_overhead_bytes`` (harness
-    statics and stack). Both are estimates for the search; the firmware stage measures the truth.
+    statics and stack) + on targets with ``energy.conv_pad_copy`` (AVR) the largest
+    zero-point-padded conv input copy (edgebuild.codegen.generator.pad_copy_bytes). Both are
+    estimates for the search; the firmware stage measures the truth.
     """
     from edgebuild.compress.lowering import lower
     from edgebuild.storage.arena import Buffer, plan_arena
@@ -150,9 +161,12 @@ def footprint(graph, energy: dict) -> dict:
         out_name = alias[out_name]
     costs = _costs(layers)
     code = energy.get("code_bytes") or {}
-    kinds = [("conv_border" if c.kind == "conv" and c.features.get("border_windows") else c.kind) for c in costs]
-    code_bytes = code.get("one", 0.0) + sum(code.get(k, 0.0) + (code.get("conv", 0.0) if k == "conv_border" else 0.0)
-                                            for k in kinds)
+    # a conv with border windows: "conv_patch" where they take the border patch path (on targets
+    # without conv_pad_copy every border is), else "conv_border"
+    kinds = [("conv_patch" if c.features.get("patch_windows") and "conv_patch" in code else "conv_border")
+             if c.kind == "conv" and c.features.get("border_windows") else c.kind for c in costs]
+    code_bytes = code.get("one", 0.0) + sum(
+        code.get(k, 0.0) + (code.get("conv", 0.0) if k in ("conv_border", "conv_patch") else 0.0) for k in kinds)
     acts = {}
     for i, lay in enumerate(layers):
         if lay["output"] != out_name:
@@ -162,9 +176,14 @@ def footprint(graph, energy: dict) -> dict:
                 acts[t][2] = i
     arena = plan_arena([Buffer(k, *v) for k, v in acts.items()]).size if acts else 0
     io = int(np.prod(graph.shapes[graph.inputs[0]][1:])) + int(np.prod(graph.shapes[graph.outputs[0]][1:]))
+    pad = 0
+    if energy.get("conv_pad_copy"):
+        from edgebuild.codegen.generator import pad_copy_bytes
+
+        pad = max([pad_copy_bytes(lay) for lay, c in zip(layers, costs) if c.kind == "conv"], default=0)
     return {"flash_bytes": int(sum(c.flash_bytes for c in costs) + code_bytes),
-            "sram_bytes": int(io + arena + energy.get("sram_overhead_bytes", 0)),
-            "arena_bytes": int(arena)}
+            "sram_bytes": int(io + arena + pad + energy.get("sram_overhead_bytes", 0)),
+            "arena_bytes": int(arena), "pad_copy_bytes": int(pad)}
 
 
 def _traffic(c: LayerCost, weight_medium: str) -> dict[str, dict[str, int]]:

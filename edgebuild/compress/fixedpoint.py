@@ -5,7 +5,7 @@ Requantisation variant (documented contract, cheaper on AVR than TFLite's two-ro
 ``(M, r)`` with ``M`` an int32 in [2**30, 2**31) (fewer bits only when ``m < 2**-33``) and
 ``0 < r <= 31`` so that ``m ~= M * 2**-(32 + r)``. For an int32 accumulator ``acc``::
 
-    hi  = (int32)(((int64)acc * M) >> 32)      # arithmetic shift = floor; byte select on AVR
+    hi  = (int32)(((int64)acc * M) >> 32)      # floor; AVR: eb_mulhi32, an inline-asm 32x32 high word
     out = (hi + (1 << (r - 1))) >> r           # round half up
 
 which equals ``floor(acc * M / 2**(32+r) + 1/2)`` exactly (one rounding). The caller adds the

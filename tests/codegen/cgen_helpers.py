@@ -112,10 +112,14 @@ int main(void)
         for (i = 0; i < MODEL_INPUT_SIZE; i++)
             in[i] = (int8_t)pgm_read_byte(&vectors[n][i]);
         model_run(in, out);
-        put('=');
-        for (i = 0; i < MODEL_OUTPUT_SIZE; i++)
+        /* '=' starts an output, '+' continues it: simavr's UART log breaks long lines */
+        for (i = 0; i < MODEL_OUTPUT_SIZE; i++) {
+            if (i % 32 == 0)
+                put(i ? '+' : '=');
             hex((uint8_t)out[i]);
-        put('\n');
+            if (i % 32 == 31 || i == MODEL_OUTPUT_SIZE - 1)
+                put('\n');
+        }
     }
     cli();
     sleep_cpu();
@@ -142,5 +146,10 @@ def run_simavr(qm, x_q: np.ndarray, work: Path, media=("flash",)) -> tuple[np.nd
                    check=True, capture_output=True, text=True)
     run = subprocess.run(["simavr", "-m", "atmega328p", "-f", "16000000", str(elf)],
                          capture_output=True, text=True, timeout=60)
-    lines = re.findall(r"=([0-9a-f]+)", run.stdout + run.stderr)
-    return np.array([np.frombuffer(bytes.fromhex(h), dtype=np.int8) for h in lines]), run.stdout[-500:]
+    outs: list[str] = []
+    for mark, h in re.findall(r"([=+])([0-9a-f]+)", run.stdout + run.stderr):
+        if mark == "=":
+            outs.append(h)
+        elif outs:
+            outs[-1] += h
+    return np.array([np.frombuffer(bytes.fromhex(h), dtype=np.int8) for h in outs]), run.stdout[-500:]
