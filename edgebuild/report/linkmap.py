@@ -12,7 +12,8 @@ from edgebuild.model.names import c_identifier
 
 CODE_TYPES, RODATA_TYPES, DATA_TYPES = set("tTwW"), set("rR"), set("dDbBgGsS")
 _SRAM_NAMES = {"eb_arena": ("activation arena", "arena"), "eb_input": ("model input", "io"),
-               "eb_output": ("model output", "io")}
+               "eb_output": ("model output", "io"),
+               "eb_pad": ("padded conv input (AVR)", "scratch")}
 
 
 def _table_index(memory_map: list[dict]) -> dict[str, dict]:

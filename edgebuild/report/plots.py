@@ -18,6 +18,7 @@ KIND_COLOURS = {
     "arena": "#DD8452",
     "io": "#F95D6A",
     "stack": "#C9B037",
+    "scratch": "#F4A582",
 }
 OTHER_COLOUR = "#64B5CD"
 FREE_COLOUR = "#EEEEEE"
