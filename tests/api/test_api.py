@@ -144,12 +144,12 @@ def test_api_build_equals_the_cli_build(work, api_report):
         assert r[section] == from_cli[section], section
     assert r.verify.bit_exact == r.verify.samples == 20
     assert r.elf.is_file() and r.hex.is_file()
-    # Stage keys are content hashes, so the same recipe gives the same keys in either cache -- from
-    # optimise on: train.json records the training's wall-clock seconds, so the keys of the rules
-    # that read the train output (import, report) differ, and import's identical output cuts off.
-    same = ("dataset", "train", "optimise", "compress", "quantise", "partition", "layout", "codegen", "firmware",
-            "verify")
-    assert {n: r.stages[n].key for n in same} == {n: from_cli["stages"][n]["key"] for n in same}
+    # Stage keys are content hashes: the same recipe gives the same keys in either cache (the
+    # train output holds no wall-clock time, so import agrees too). Only report differs: it reads
+    # verify.json, which records the simulator's wall-clock seconds that the report shows.
+    keys = {n: s.key for n, s in r.stages.items()}
+    cli_keys = {n: s["key"] for n, s in from_cli["stages"].items()}
+    assert keys.pop("report") and cli_keys.pop("report") and keys == cli_keys
 
 
 @needs_avr
