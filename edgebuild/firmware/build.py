@@ -123,8 +123,8 @@ def _section_sizes(size_tool: str, elf: Path) -> dict:
     return sections
 
 
-def nm_tool(target: dict, tools: dict) -> str | None:
-    """The target's ``nm``: toolchain.nm, else the one beside its ``size`` (avr-size -> avr-nm)."""
+def nm_tool(tools: dict) -> str | None:
+    """The toolchain's ``nm``: toolchain.nm, else the one beside its ``size`` (avr-size -> avr-nm)."""
     if "nm" in tools:
         return tools["nm"]
     size = tools.get("size")
@@ -325,7 +325,7 @@ def build(target: dict, sources: list[Path], out_dir: Path, *, name: str = "firm
         if result["size"]["eeprom"] > 0:
             result["eep"] = out_dir / f"{name}.eep"
         check_budget(target, result["size"], name=name)
-    nm = nm_tool(target, tools)
+    nm = nm_tool(tools)
     if nm is not None:
         result["symbols"] = symbol_sizes(nm, binary)
     check_data_window(target, tools, binary, name=name)

@@ -26,6 +26,7 @@ def run(ctx):
     qm = QModel.load(inp["q"] / "qmodel")            # what the device runs (the head when split)
     full = QModel.load(inp["full"] / "qmodel")       # the whole int8 model
     plan = MemoryPlan.from_json(read_json(inp["plan"] / "plan.json"))
+    memory_map = plan.memory_map()
     fw = read_json(inp["fw"] / "firmware.json")
     ver = read_json(inp["verify"] / "verify.json")
     vec = np.load(inp["q"] / "vectors.npz")
@@ -49,7 +50,7 @@ def run(ctx):
                     "preprocessing": meta.get("preprocessing")},
         "model": {"params": params, "params_before_compression": int(comp["before"]["figures"]["params"]),
                   "macs": macs, "layers": len(full.layers), "notes": full.notes,
-                  **_import_figures(inp.get("imported"))},
+                  **_import_figures(inp["imported"])},
         "accuracy": _accuracy(kind, vec, final, labels, n, ver, qmetrics),
         "task": _task(kind, vec, final, labels, n, ver, qmetrics, full),
         "memory": {
@@ -74,8 +75,8 @@ def run(ctx):
             "eep": fw.get("eep") and f"firmware/{fw['eep']}",
             "sources": [f"codegen/{s}" for s in fw.get("sources", [])],
         },
-        "memory_map": plan.memory_map(),
-        "linker_map": (linker_map(fw["symbols"], fw["size"], plan.memory_map(), ver.get("stack_bytes"))
+        "memory_map": memory_map,
+        "linker_map": (linker_map(fw["symbols"], fw["size"], memory_map, ver.get("stack_bytes"))
                        if fw.get("symbols") else None),
         "layers": _layers(qm.layers, ver.get("layer_cycles"), comp["after"]["layers"]),
         "compression": _compression(comp),
@@ -206,8 +207,6 @@ def _latency(ver: dict, macs: int, f_cpu: int) -> dict:
 
 def _import_figures(folder) -> dict:
     """The imported file's opset and what the import did to it (e.g. "upgraded from opset 6 to 7
-    with onnx.version_converter"); empty for cache entries made before import.json existed."""
-    if folder is None or not (folder / "import.json").is_file():
-        return {}
+    with onnx.version_converter")."""
     info = read_json(folder / "import.json")
     return {"opset": info.get("opset"), "import_log": info.get("log", [])}

@@ -82,6 +82,20 @@ def torch_style_mlp(ds) -> onnx.ModelProto:
     return model(nodes, inits, "torch_mlp")
 
 
+def write_recipe(root, name: str, onnx_file: str) -> None:
+    """recipes/<name>.yaml: the Uno, ``onnx_file`` (beside it) as the model, DATASET, 40 verify inputs."""
+    (root / "recipes" / f"{name}.yaml").write_text(textwrap.dedent(f"""\
+        defaults:
+          - targets@target: uno
+          - _self_
+        name: {name}
+        model: {{onnx: {onnx_file}}}
+        dataset: {json.dumps(DATASET)}
+        compression: {{quantize: {{calibration_samples: 200}}}}
+        verify: {{samples: 40}}
+        """))
+
+
 def old_pytorch_cnn(ds) -> tuple[onnx.ModelProto, onnx.ModelProto]:
     """(an opset-6 CNN, its opset-13 twin with the same weights for onnxruntime)."""
     w = trained([{"conv": {"out": 8, "kernel": 3, "pad": 1}}, {"relu": {}}, {"maxpool": {"kernel": 2}},
@@ -121,16 +135,7 @@ def test_opset6_file_is_upgraded_and_verified(tmp_path, dataset):
     ort_pred = np.array([sess.run(None, {"0": x[None]})[0][0] for x in dataset.x_test]).argmax(1)
     ort_acc = float((ort_pred == dataset.y_test).mean())
     assert ort_acc > 0.8
-    (tmp_path / "recipes" / "old.yaml").write_text(textwrap.dedent(f"""\
-        defaults:
-          - targets@target: uno
-          - _self_
-        name: old
-        model: {{onnx: old.onnx}}
-        dataset: {json.dumps(DATASET)}
-        compression: {{quantize: {{calibration_samples: 200}}}}
-        verify: {{samples: 40}}
-        """))
+    write_recipe(tmp_path, "old", "old.onnx")
     proc = cli("recipes/old.yaml", "--cache", "cache", cwd=tmp_path)
     assert "upgraded from opset 6 to 7" in proc.stderr
     r = json.loads((tmp_path / "build" / "old" / "report.json").read_text())
@@ -160,16 +165,7 @@ def test_third_party_onnx_to_verified_uno_firmware(tmp_path, dataset, make):
     ort_acc = float((ort_pred == dataset.y_test).mean())
     assert ort_acc > 0.8                     # the weights really were trained
 
-    (tmp_path / "recipes" / "tp.yaml").write_text(textwrap.dedent(f"""\
-        defaults:
-          - targets@target: uno
-          - _self_
-        name: tp
-        model: {{onnx: third_party.onnx}}
-        dataset: {json.dumps(DATASET)}
-        compression: {{quantize: {{calibration_samples: 200}}}}
-        verify: {{samples: 40}}
-        """))
+    write_recipe(tmp_path, "tp", "third_party.onnx")
     cli("recipes/tp.yaml", "--cache", "cache", cwd=tmp_path)
     r = json.loads((tmp_path / "build" / "tp" / "report.json").read_text())
     assert r["accuracy"]["full_test_samples"] == len(dataset.y_test)
