@@ -22,7 +22,8 @@ class EdgebuildError(Exception):
         if file:
             parts.append(str(file))
         if field:
-            parts.append(f"field '{field}'")
+            # "node 'conv1'", "tensor 'w'": already a quoted noun, not a recipe field name
+            parts.append(field if "'" in field else f"field '{field}'")
         head = ": ".join(parts)
         text = f"{head}: {message}" if head else message
         if fix:

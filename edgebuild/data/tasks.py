@@ -77,7 +77,7 @@ def anomaly_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return float(roc_auc_score(labels[known], scores[known]))
 
 
-def check_input_shape(model_shape, data_shape, model_file: str) -> None:
+def check_input_shape(model_shape, data_shape, model_file: str, input_name: str = "input") -> None:
     """The dataset's per-sample shape must be the model input's (batch axis excluded); names the
     likely fix when it is the same shape in the other layout."""
     model_shape = [int(d) for d in model_shape]
@@ -92,5 +92,5 @@ def check_input_shape(model_shape, data_shape, model_file: str) -> None:
             fix = "the data looks channels-last: set dataset.layout: NHWC so it is converted to NCHW"
     elif int(np.prod(model_shape)) == int(np.prod(data_shape)):
         fix = "same number of values: reshape x in the file to the model's input shape"
-    raise DatasetError(f"dataset samples have shape {data_shape} but the model input is {model_shape}",
-                       file=model_file, field="dataset", fix=fix)
+    raise DatasetError(f"the dataset's samples have shape {data_shape} but the model's input "
+                       f"'{input_name}' is {model_shape}", file=model_file, field="dataset", fix=fix)

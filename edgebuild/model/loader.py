@@ -21,8 +21,9 @@ from .safety import check_external, check_tensor, iter_tensors, tensor_dtype
 PROTOBUF_LIMIT = 2 ** 31
 
 
-def load(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Graph:
-    """Load an ONNX file into a :class:`Graph` (ModelError for missing, broken or hostile files)."""
+def load(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES, narrow_float64: bool = False) -> Graph:
+    """Load an ONNX file into a :class:`Graph` (ModelError for missing, broken or hostile files).
+    ``narrow_float64``: a model computing in float64 is rewritten to float32 (the build's import)."""
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -47,25 +48,26 @@ def load(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Graph:
         raise ModelError(f"not a valid ONNX protobuf ({exc.__class__.__name__}: {exc})",
                          file=source, fix="re-export the model; the file is truncated or not ONNX"
                          ) from None
-    return from_onnx(model, source=source, base_dir=path.parent, max_tensor_bytes=max_tensor_bytes)
+    return from_onnx(model, source=source, base_dir=path.parent, max_tensor_bytes=max_tensor_bytes,
+                     narrow_float64=narrow_float64)
 
 
 def from_onnx(model, source: str = "<memory>", *, base_dir=None,
-              max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Graph:
+              max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES, narrow_float64: bool = False) -> Graph:
     """Convert an ``onnx.ModelProto`` into a :class:`Graph`.
 
     ``base_dir`` is the folder holding external-data files (only :func:`load` should pass it).
     Every ModelError raised names ``source``.
     """
     try:
-        return _from_onnx(model, source, base_dir, max_tensor_bytes)
+        return _from_onnx(model, source, base_dir, max_tensor_bytes, narrow_float64)
     except ModelError as exc:
         if exc.file:
             raise
         raise ModelError(exc.message, file=source, field=exc.field, fix=exc.fix) from None
 
 
-def _from_onnx(model, source, base_dir, max_tensor_bytes) -> Graph:
+def _from_onnx(model, source, base_dir, max_tensor_bytes, narrow_float64) -> Graph:
     if not model.HasField("graph") or not model.graph.node:
         raise ModelError("the file holds no ONNX graph (no nodes)", file=source,
                          fix="export a complete model (torch.onnx.export / tf2onnx)")
@@ -73,6 +75,7 @@ def _from_onnx(model, source, base_dir, max_tensor_bytes) -> Graph:
     opset = _opset(model, source)
     for tensor in iter_tensors(model.graph):
         check_tensor(tensor, source, max_tensor_bytes)
+    model, narrowed = _narrow_float64(model) if narrow_float64 else (model, 0)
     if model.graph.sparse_initializer:
         raise ModelError("sparse initializers are not supported", file=source,
                          field=f"tensor '{model.graph.sparse_initializer[0].values.name}'",
@@ -102,8 +105,9 @@ def _from_onnx(model, source, base_dir, max_tensor_bytes) -> Graph:
                  shapes={k: tuple(int(d) for d in v.shape) for k, v in info.items() if k in live},
                  dtypes={k: v.dtype for k, v in info.items() if k in live},
                  name=model.graph.name or "model", opset=opset, source=source,
-                 log=[f"upgraded from opset {upgraded_from} to {opset} with onnx.version_converter"]
-                 if upgraded_from is not None else [])
+                 log=([f"upgraded from opset {upgraded_from} to {opset} with onnx.version_converter"]
+                      if upgraded_from is not None else [])
+                 + ([f"float64 model computed in float32 ({narrowed} tensors narrowed)"] if narrowed else []))
 
 
 def _default_opset(model) -> int | None:
@@ -129,6 +133,39 @@ def _upgrade(model, source):
                          fix=f"re-export the model with an opset between {ops.MIN_OPSET} and {ops.MAX_OPSET}"
                          ) from None
     return upgraded, version
+
+
+def _narrow_float64(model):
+    """A model computing in float64 (numpy- or Keras-float64 exports) rewritten to float32, and how many
+    tensors changed: initializers and constants cast, graph inputs/outputs/value_info retyped, Cast(to=DOUBLE)
+    made Cast(to=FLOAT). The build quantises to int8 in the end; float32 keeps far more precision than that.
+    (model, 0) when nothing is float64."""
+    from onnx import TensorProto, numpy_helper
+
+    double = TensorProto.DOUBLE
+
+    def typed(vis):
+        return [vi for vi in vis if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type == double]
+
+    g = model.graph
+    hit = [t for t in iter_tensors(g) if t.data_type == double]
+    vis = typed(g.input) + typed(g.output) + typed(g.value_info)
+    casts = [a for node in g.node if node.op_type == "Cast" for a in node.attribute if a.name == "to" and a.i == double]
+    if not (hit or vis or casts):
+        return model, 0
+    model = _copy(model)
+    g = model.graph
+    hit = [t for t in iter_tensors(g) if t.data_type == double]
+    for t in hit:
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float32), t.name))
+    vis = typed(g.input) + typed(g.output) + typed(g.value_info)
+    for vi in vis:
+        vi.type.tensor_type.elem_type = TensorProto.FLOAT
+    for node in g.node:
+        for a in node.attribute:
+            if node.op_type == "Cast" and a.name == "to" and a.i == double:
+                a.i = TensorProto.FLOAT
+    return model, len(hit) + len(vis)
 
 
 def _copy(model):
@@ -162,7 +199,7 @@ def _to_array(tensor, source) -> np.ndarray:
     return arr.astype(dtype, copy=False)
 
 
-def _attr(attr, node_name, source):
+def _attr(attr, node_name, op_type, source):
     from onnx import AttributeProto, helper
     if attr.type == AttributeProto.TENSOR:
         return _to_array(attr.t, source)
@@ -174,10 +211,16 @@ def _attr(attr, node_name, source):
         return helper.get_attribute_value(attr)
     if attr.type in (AttributeProto.FLOATS, AttributeProto.INTS):
         return list(helper.get_attribute_value(attr))
-    raise ModelError(f"node '{node_name}': attribute '{attr.name}' has unsupported type "
+    if attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
+        raise ModelError(f"node '{node_name}' ({op_type}) holds a subgraph in attribute '{attr.name}': "
+                         "control flow (If/Loop/Scan) is not supported, edgebuild compiles straight-line graphs",
+                         file=source, field=f"node '{node_name}'",
+                         fix="export a traced graph with the branch taken fixed (torch.onnx.export traces "
+                             "one path; or fold the condition with onnxsim / onnx's constant folding)")
+    raise ModelError(f"node '{node_name}' ({op_type}): attribute '{attr.name}' has unsupported type "
                      f"{AttributeProto.AttributeType.Name(attr.type)}", file=source,
                      field=f"node '{node_name}'",
-                     fix="re-export without subgraphs or sparse tensors")
+                     fix="re-export without sparse tensors or type-proto attributes")
 
 
 def _nodes(model, source) -> list[Node]:
@@ -190,7 +233,7 @@ def _nodes(model, source) -> list[Node]:
         while name in taken:
             name, k = f"{base}_{k}", k + 1
         taken.add(name)
-        attrs = {a.name: _attr(a, name, source) for a in p.attribute}
+        attrs = {a.name: _attr(a, name, p.op_type, source) for a in p.attribute}
         nodes.append(Node(p.op_type, name, list(p.input), list(p.output), attrs))
     return nodes
 

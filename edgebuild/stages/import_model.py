@@ -11,18 +11,20 @@ def run(ctx):
 
     zoo = ctx.params.get("zoo")
     if "trained" in ctx.inputs:
-        source = ctx.inputs["trained"] / "model.onnx"
+        source = named = ctx.inputs["trained"] / "model.onnx"
     elif zoo:
         from edgebuild.model.zoo import write_zoo
 
         source = write_zoo(zoo["name"], ctx.tmp / f"{zoo['name']}.onnx", seed=zoo.get("seed", 0),
                            width=zoo.get("width", 1.0))
+        named = f"model.zoo '{zoo['name']}'"
     elif ctx.files.get("onnx") is not None:
-        source = ctx.files["onnx"]
+        source = named = ctx.files["onnx"]
     else:
         raise ConfigError("no model to import", field="model",
                           fix="set model.onnx to an ONNX file, model.train to an architecture or model.zoo to a network")
-    graph = load(source)
+    graph = load(source, narrow_float64=True)
+    _check_data_shape(graph, ctx.inputs["data"] / "data.npz", str(named))
     graph.save(ctx.out / "model.onnx")
     write_json(ctx.out / "params.json", graph.params())
     write_json(ctx.out / "cost.json", graph.cost())
@@ -30,3 +32,16 @@ def run(ctx):
     write_json(ctx.out / "import.json", {"opset": graph.opset, "log": list(graph.log)})
     for line in graph.log:
         ctx.log(line)
+
+
+def _check_data_shape(graph, data_file, model_file) -> None:
+    """The dataset's samples must have the model input's shape: said here, naming the model file,
+    before any stage spends time on a model that cannot read the data."""
+    import numpy as np
+
+    from edgebuild.data.tasks import check_input_shape
+
+    with np.load(data_file, allow_pickle=False) as npz:
+        data_shape = npz["x_test"].shape[1:]
+    check_input_shape(graph.shapes[graph.inputs[0]][1:], data_shape, model_file,
+                      input_name=graph.inputs[0])

@@ -188,7 +188,9 @@ def _budget_error(usage: dict[str, int], media: dict, parts: dict[str, dict[str,
                         f"(short by {s['shortfall']:,} bytes)" for m, s in shortfalls.items())
     detail = "\n".join(f"  {m}: " + " + ".join(f"{k} {v:,}" for k, v in parts[m].items() if v)
                        for m in over)
-    hints = ["compress the model (pruning, int8 quantisation)"]
+    hints = [f"let the build compress the model to fit: set compression.flash_bytes (e.g. "
+             f"compression.flash_bytes={media[DEFAULT_MEDIUM]['capacity']}) and/or compression.sram_bytes"
+             if DEFAULT_MEDIUM in media else "compress the model (pruning, int8 quantisation)"]
     if DEFAULT_MEDIUM in over and SPILL_MEDIUM in media:
         free = media[SPILL_MEDIUM]["capacity"] - usage.get(SPILL_MEDIUM, 0)
         hints.append(f"pin weights to {SPILL_MEDIUM} in storage.pins ({max(free, 0):,} bytes free)")

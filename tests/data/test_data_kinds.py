@@ -81,7 +81,7 @@ def test_nhwc_needs_rank_4(tmp_path):
 
 def test_layout_mismatch_with_model_names_the_fix():
     check_input_shape([3, 8, 8], [3, 8, 8], "m")
-    with pytest.raises(DatasetError, match=r"shape \[8, 8, 3\] but the model input is \[3, 8, 8\]") as e:
+    with pytest.raises(DatasetError, match=r"shape \[8, 8, 3\] but the model's input 'input' is \[3, 8, 8\]") as e:
         check_input_shape([3, 8, 8], [8, 8, 3], "m")
     assert "dataset.layout: NHWC" in e.value.fix
     with pytest.raises(DatasetError) as e:

@@ -94,7 +94,7 @@ def test_npz_in_the_wrong_layout_is_one_clear_error(tmp_path_factory):
     np.savez(work / "x.npz", x=np.zeros((40, 49, 10, 1), np.float32), y=np.zeros(40, np.int64))
     proc = run_cli("recipes/bad.yaml", "--cache", "cache", cwd=work)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "[49, 10, 1] but the model input is [1, 49, 10]" in proc.stderr
+    assert "[49, 10, 1] but the model's input 'input' is [1, 49, 10]" in proc.stderr
     assert "dataset.layout: NHWC" in proc.stderr
 
 
