@@ -38,7 +38,8 @@ def run(ctx):
     # Aim under latency and energy by the cycle model's error, as the multi-target search does.
     error = p["energy"].get("cycle_model_error", 0.0)
     budget = Budget.from_recipe(spec, p["memories"], model_error=error)
-    result = _compress(ctx, method, spec, budget, costing, graph, src)
+    net = _trainable(src, method, budget, before["figures"], p.get("recipe"))
+    result = _compress(ctx, method, spec, budget, costing, graph, net, src)
     after_graph = load(ctx.out / "model.onnx")
     after = {"figures": costing.figures(after_graph), "layers": costing.table(after_graph)}
     write_json(ctx.out / "compress.json", {"method": method, "budget": Budget.from_recipe(spec, p["memories"]).limits(),
@@ -51,7 +52,39 @@ def run(ctx):
             f"val accuracy {result['accuracy']['val_before']:.4f} -> {result['accuracy']['val_after']:.4f}")
 
 
-def _compress(ctx, method, spec, budget, costing, graph, src) -> dict:
+UNITS = {"flash_bytes": ("B", "{:,.0f}"), "sram_bytes": ("B", "{:,.0f}"), "energy_uj": ("uJ", "{:,.1f}"),
+         "latency_ms": ("ms", "{:,.2f}")}
+
+
+def _trainable(src, method, budget, figures, recipe):
+    """The model as the numpy trainer's Net, which every compression method fine-tunes; when the
+    trainer cannot represent a layer, one error saying so and which budgets the uncompressed model
+    misses, by how much (the cost model's estimate, as the search uses)."""
+    from edgebuild.errors import BudgetError, ModelError
+    from edgebuild.train import net_from_onnx
+
+    try:
+        return net_from_onnx(src)
+    except ModelError as exc:
+        short = budget.shortfalls(figures)
+
+        def fmt(k, v):
+            unit, f = UNITS[k]
+            return f"{k} {f.format(v)} {unit}"
+        misses = "; ".join(f"{fmt(k, v['value'])} against {fmt(k, v['limit']).split(' ', 1)[1]} "
+                           f"(short by {f'{UNITS[k][1]}'.format(v['over'])} {UNITS[k][0]})" for k, v in short.items())
+        state = (f"uncompressed it misses the budget (the cost model's estimate): {misses}" if short
+                 else "uncompressed it meets every budget by the cost model's estimate")
+        raise BudgetError(f"compression.method '{method}' fine-tunes with edgebuild's trainer, which cannot take "
+                          f"{exc.field}: {exc.message}; {state}",
+                          shortfalls={k: {"need": v["value"], "limit": v["limit"], "shortfall": v["over"]}
+                                      for k, v in short.items()}, file=f"recipe '{recipe}'", field="compression",
+                          fix="narrow the model before export (fewer channels: the largest activation sets the "
+                              "SRAM), or build it uncompressed for a bigger board (compression.method: null with "
+                              "no budgets, e.g. target=netduinoplus2)") from None
+
+
+def _compress(ctx, method, spec, budget, costing, graph, net, src) -> dict:
     from threadpoolctl import threadpool_limits
 
     from edgebuild.compress.admm import admm_prune
@@ -61,10 +94,9 @@ def _compress(ctx, method, spec, budget, costing, graph, src) -> dict:
     from edgebuild.data import load_saved
     from edgebuild.errors import BudgetError
     from edgebuild.model import load, optimise
-    from edgebuild.train import evaluate, export_onnx, net_from_onnx
+    from edgebuild.train import evaluate, export_onnx
 
     ds = load_saved(ctx.inputs["data"] / "data.npz")
-    net = net_from_onnx(src)
     ft = dict(epochs=spec["finetune"]["epochs"], lr=spec["finetune"]["lr"], seed=ctx.params["seed"])
     acc = {"val_before": evaluate(net, ds.x_val, ds.y_val), "test_before": evaluate(net, ds.x_test, ds.y_test)}
     result: dict = {}
