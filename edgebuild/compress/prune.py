@@ -24,7 +24,13 @@ def weighted_layers(net: Net) -> list[str]:
 
 def prunable_layers(net: Net) -> list[str]:
     """Layers whose outputs may be removed: every weighted layer but the last (the logits)."""
-    return weighted_layers(net)[:-1]
+    # a depthwise conv's channels are its input's: it is narrowed with the layer before it
+    return [layer.name for layer in net.layers[:_last_weighted(net)]
+            if isinstance(layer, (Conv2d, Dense)) and not getattr(layer, "depthwise", False)]
+
+
+def _last_weighted(net: Net) -> int:
+    return max(i for i, layer in enumerate(net.layers) if isinstance(layer, (Conv2d, Dense)))
 
 
 def widths(net: Net) -> dict[str, int]:
@@ -72,6 +78,10 @@ def _drop_inputs(after: list, idx: np.ndarray, old: int) -> None:
     for nxt in after:
         if isinstance(nxt, Flatten):
             flat = True
+        elif isinstance(nxt, Conv2d) and nxt.depthwise:
+            # the channels pass through: drop the same ones here and go on to the next weighted layer
+            nxt.params = {k: np.ascontiguousarray(v[idx]) for k, v in nxt.params.items()}
+            nxt.in_ch = nxt.out = nxt.group = len(idx)
         elif isinstance(nxt, Conv2d):
             nxt.params["weight"] = np.ascontiguousarray(nxt.params["weight"][:, idx])
             nxt.in_ch = len(idx)

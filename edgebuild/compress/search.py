@@ -148,10 +148,14 @@ class _Figures:
 
 
 def _moves(keep: dict, density: dict, dense: list[str]):
-    """Every single-step reduction of a (widths, densities) state."""
-    for name, k in keep.items():
-        if k > 1:
-            yield dict(keep, **{name: max(1, min(k - 1, int(k * STEP)))}), density
+    """Every single-step reduction of a (widths, densities) state, and every width's step at once
+    (when several equal activations share the SRAM peak, as DS-CNN's 64-channel blocks do, no
+    single layer's step lowers it)."""
+    steps = {name: max(1, min(k - 1, int(k * STEP))) for name, k in keep.items() if k > 1}
+    for name, k in steps.items():
+        yield dict(keep, **{name: k}), density
+    if len(steps) > 1:
+        yield dict(keep, **steps), density
     for name in dense:
         lower = [d for d in DENSITIES if d < density.get(name, 1.0) - 1e-12]
         if lower:
@@ -264,6 +268,9 @@ def search(net: Net, ds, costing: Costing, budget: Budget, *, epochs: int = 6, l
             if state not in states:
                 states.append(state)
         say(f"descent beta={beta}: widths {state and state[0]}, densities {state and state[1]}")
+    if not states:
+        raise _fail(budget, Candidate(smallest, figs(smallest, floor), "one output per layer", density=floor), base_acc,
+                    "the greedy descent found no widths that meet the budget", field=field)
     cands = []
     for i, (keep, density) in enumerate(states):
         say(f"fine-tuning candidate {i + 1}/{len(states)}: widths {keep}, densities {density}")

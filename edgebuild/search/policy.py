@@ -83,11 +83,12 @@ def layer_table(net: Net) -> list[dict]:
     for layer in net.layers:
         out_shape = layer.out_shape(shape)
         if isinstance(layer, Conv2d):
-            k = layer.kernel
-            macs = layer.out * layer.in_ch * k * k * out_shape[1] * out_shape[2]
-            rows.append({"name": layer.name, "conv": 1.0, "in": layer.in_ch, "out": layer.out, "kernel": k,
-                         "stride": layer.stride, "pixels": shape[1] * shape[2], "macs": macs,
-                         "params": layer.out * layer.in_ch * k * k + layer.out})
+            weights = layer.params["weight"].size
+            macs = weights * out_shape[1] * out_shape[2]
+            rows.append({"name": layer.name, "conv": 1.0, "in": layer.in_ch, "out": layer.out,
+                         "kernel": float(np.sqrt(weights / (layer.out * layer.in_ch // layer.group))),
+                         "stride": float(np.mean(np.ravel(layer.stride))), "pixels": shape[1] * shape[2],
+                         "macs": macs, "params": weights + layer.out})
         elif isinstance(layer, Dense):
             rows.append({"name": layer.name, "conv": 0.0, "in": layer.in_features, "out": layer.out, "kernel": 1,
                          "stride": 1, "pixels": 1, "macs": layer.out * layer.in_features,

@@ -41,44 +41,69 @@ class Layer:
         return {self.kind: {}}
 
 
-def _windows(x: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
-    """(N, C, Ho, Wo, kh, kw) strided view of the kh x kw windows of x at ``stride``."""
-    return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.ndim(v) == 0 else (int(v[0]), int(v[1]))
 
 
-def _scatter_windows(dwin: np.ndarray, in_shape: tuple[int, ...], stride: int) -> np.ndarray:
+def _windows(x: np.ndarray, kh: int, kw: int, stride) -> np.ndarray:
+    """(N, C, Ho, Wo, kh, kw) strided view of the kh x kw windows of x at ``stride`` (int or (sh, sw))."""
+    sh, sw = _pair(stride)
+    return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def _scatter_windows(dwin: np.ndarray, in_shape: tuple[int, ...], stride) -> np.ndarray:
     """Inverse of ``_windows`` for gradients: sum each window element back onto its input pixel."""
     n, c, ho, wo, kh, kw = dwin.shape
+    sh, sw = _pair(stride)
     dx = np.zeros(in_shape, dtype=dwin.dtype)
     for i in range(kh):
         for j in range(kw):
-            dx[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride] += dwin[:, :, :, :, i, j]
+            dx[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += dwin[:, :, :, :, i, j]
     return dx
 
 
 class Conv2d(Layer):
-    """2-D convolution, square kernel, symmetric zero padding. Weight (out, in, k, k) as in ONNX."""
+    """2-D convolution with zero padding. Weight (out, in / group, kh, kw) as in ONNX.
+
+    ``kernel`` and ``stride``: an int or (h, w); ``pad``: an int or (top, left, bottom, right), as
+    ONNX's pads; ``group``: 1, or ``in_ch`` for a depthwise conv (one filter per channel, out == in_ch).
+    ``kernel``/``stride``/``pad`` keep the form they were given (ints for the recipe's square convs)."""
 
     kind = "conv"
 
-    def __init__(self, in_ch: int, out: int, kernel: int = 3, stride: int = 1, pad: int = 0):
+    def __init__(self, in_ch: int, out: int, kernel=3, stride=1, pad=0, group: int = 1):
         super().__init__()
-        self.in_ch, self.out, self.kernel, self.stride, self.pad = in_ch, out, kernel, stride, pad
-        self.params = {"weight": np.zeros((out, in_ch, kernel, kernel), np.float32),
+        self.in_ch, self.out, self.kernel, self.stride, self.pad, self.group = in_ch, out, kernel, stride, pad, group
+        if group != 1 and not (group == in_ch == out):
+            raise ValueError(f"conv group {group} with {in_ch} -> {out} channels: only 1 or depthwise")
+        kh, kw = _pair(kernel)
+        self.params = {"weight": np.zeros((out, in_ch // group, kh, kw), np.float32),
                        "bias": np.zeros(out, np.float32)}
+
+    @property
+    def depthwise(self) -> bool:
+        return self.group > 1
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right)."""
+        return (int(self.pad),) * 4 if np.ndim(self.pad) == 0 else tuple(int(p) for p in self.pad)
 
     def out_shape(self, in_shape):
         _, h, w = in_shape
-        k, s, p = self.kernel, self.stride, self.pad
-        return (self.out, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        (kh, kw), (sh, sw), (t, left, b, r) = _pair(self.kernel), _pair(self.stride), self.pads
+        return (self.out, (h + t + b - kh) // sh + 1, (w + left + r - kw) // sw + 1)
 
     def forward(self, x, train=False):
-        p = self.pad
-        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
-        win = _windows(xp, self.kernel, self.kernel, self.stride)        # N C Ho Wo k k
+        t, left, b, r = self.pads
+        xp = np.pad(x, ((0, 0), (0, 0), (t, b), (left, r))) if any(self.pads) else x
+        win = _windows(xp, *_pair(self.kernel), self.stride)             # N C Ho Wo kh kw
         w = self.params["weight"]
-        out = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))          # N Ho Wo O
-        out = out.transpose(0, 3, 1, 2) + self.params["bias"][None, :, None, None]
+        if self.depthwise:
+            out = np.einsum("ncijkl,ckl->ncij", win, w[:, 0], optimize=True)
+        else:
+            out = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)   # N O Ho Wo
+        out = out + self.params["bias"][None, :, None, None]
         if train:
             self._cache = (xp.shape, win)
         return np.ascontiguousarray(out)
@@ -86,15 +111,20 @@ class Conv2d(Layer):
     def backward(self, dout):
         xp_shape, win = self._cache
         w = self.params["weight"]
-        self.grads["weight"] = np.tensordot(dout, win, axes=([0, 2, 3], [0, 2, 3]))  # O C k k
         self.grads["bias"] = dout.sum(axis=(0, 2, 3))
-        dwin = np.tensordot(dout, w, axes=([1], [0]))                    # N Ho Wo C k k
-        dxp = _scatter_windows(dwin.transpose(0, 3, 1, 2, 4, 5), xp_shape, self.stride)
-        p = self.pad
-        return dxp[:, :, p:xp_shape[2] - p, p:xp_shape[3] - p] if p else dxp
+        if self.depthwise:
+            self.grads["weight"] = np.einsum("ncij,ncijkl->ckl", dout, win, optimize=True)[:, None]
+            dwin = np.einsum("ncij,ckl->ncijkl", dout, w[:, 0], optimize=True)
+        else:
+            self.grads["weight"] = np.tensordot(dout, win, axes=([0, 2, 3], [0, 2, 3]))  # O C kh kw
+            dwin = np.tensordot(dout, w, axes=([1], [0])).transpose(0, 3, 1, 2, 4, 5)   # N C Ho Wo kh kw
+        dxp = _scatter_windows(dwin, xp_shape, self.stride)
+        t, left, b, r = self.pads
+        return dxp[:, :, t:xp_shape[2] - b, left:xp_shape[3] - r]
 
     def spec(self):
-        return {"conv": {"out": self.out, "kernel": self.kernel, "stride": self.stride, "pad": self.pad}}
+        args = {"out": self.out, "kernel": self.kernel, "stride": self.stride, "pad": self.pad}
+        return {"conv": {**args, "group": self.group} if self.depthwise else args}
 
 
 class Dense(Layer):
@@ -167,6 +197,24 @@ class _Pool(Layer):
 
     def spec(self):
         return {self.kind: {"kernel": self.kernel, "stride": self.stride}}
+
+
+class GlobalAvgPool(Layer):
+    """(N, C, H, W) -> (N, C, 1, 1), the mean of each channel (ONNX GlobalAveragePool)."""
+
+    kind = "globalavgpool"
+
+    def out_shape(self, in_shape):
+        return (in_shape[0], 1, 1)
+
+    def forward(self, x, train=False):
+        if train:
+            self._shape = x.shape
+        return x.mean(axis=(2, 3), keepdims=True).astype(x.dtype)
+
+    def backward(self, dout):
+        n, c, h, w = self._shape
+        return np.broadcast_to(dout / (h * w), self._shape).astype(dout.dtype)
 
 
 class MaxPool2d(_Pool):

@@ -7,17 +7,18 @@ from pathlib import Path
 import numpy as np
 
 from edgebuild.errors import ModelError
-from edgebuild.train.layers import AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d, ReLU
+from edgebuild.train.layers import AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool, Layer, MaxPool2d, ReLU, _pair
 from edgebuild.train.net import Net
 
 _OP = {"conv": "Conv", "dense": "Gemm", "relu": "Relu", "maxpool": "MaxPool", "avgpool": "AveragePool",
-       "flatten": "Flatten"}
+       "flatten": "Flatten", "globalavgpool": "GlobalAveragePool"}
 
 
 def _attrs(layer: Layer) -> dict:
     if isinstance(layer, Conv2d):
-        k, s, p = layer.kernel, layer.stride, layer.pad
-        return {"kernel_shape": [k, k], "strides": [s, s], "pads": [p, p, p, p], "dilations": [1, 1], "group": 1}
+        t, left, b, r = layer.pads
+        return {"kernel_shape": list(_pair(layer.kernel)), "strides": list(_pair(layer.stride)),
+                "pads": [t, left, b, r], "dilations": [1, 1], "group": layer.group}
     if isinstance(layer, (MaxPool2d, AvgPool2d)):
         return {"kernel_shape": [layer.kernel] * 2, "strides": [layer.stride] * 2}
     if isinstance(layer, Flatten):
@@ -103,7 +104,7 @@ class _Importer:
         handler = getattr(self, f"op_{op}", None)
         if handler is None:
             raise self.fail(node, f"operator {op} is not supported by the trainer",
-                            "use only Conv, Gemm, MatMul+Add, Relu, MaxPool, AveragePool, Flatten, Reshape")
+                            "use only Conv, Gemm, MatMul+Add, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape")
         handler(node, attrs)
 
     def _image(self, node) -> int:
@@ -114,15 +115,19 @@ class _Importer:
     def op_Conv(self, node, a):
         in_ch = self._image(node)
         w = self.const(node, node.input[1], "weight").astype(np.float32)
-        k = w.shape[2]
-        pads, strides = a.get("pads", [0] * 4), a.get("strides", [1, 1])
-        if (a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])) or w.shape[2] != w.shape[3]
-                or len(set(pads)) != 1 or strides[0] != strides[1] or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
-                or w.shape[1] != in_ch):
+        pads, strides, group = list(a.get("pads", [0] * 4)), list(a.get("strides", [1, 1])), a.get("group", 1)
+        depthwise = group == in_ch == w.shape[0] and w.shape[1] == 1 and group > 1
+        if ((group != 1 and not depthwise) or any(d != 1 for d in a.get("dilations", [1, 1]))
+                or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or w.shape[1] * group != in_ch
+                or len(pads) != 4 or len(strides) != 2):
             raise self.fail(node, f"unsupported Conv (weight {w.shape}, pads {pads}, strides {strides}, "
-                                  f"group {a.get('group', 1)}, input channels {in_ch})",
-                            "use group 1, dilation 1, square kernels, equal strides and symmetric explicit pads")
-        layer = Conv2d(in_ch, w.shape[0], k, strides[0], pads[0])
+                                  f"group {group}, input channels {in_ch})",
+                            "use dilation 1, explicit pads and group 1 or depthwise (group = channels)")
+        # ONNX pads are (top, left, bottom, right); ints where square and symmetric, as recipes write them
+        kh, kw = int(w.shape[2]), int(w.shape[3])
+        layer = Conv2d(in_ch, w.shape[0], kh if kh == kw else (kh, kw),
+                       strides[0] if strides[0] == strides[1] else tuple(strides),
+                       pads[0] if len(set(pads)) == 1 else tuple(pads), group=group)
         layer.params["weight"] = w.copy()
         if len(node.input) > 2 and node.input[2]:
             layer.params["bias"] = self.const(node, node.input[2], "bias").astype(np.float32).reshape(-1).copy()
@@ -183,6 +188,10 @@ class _Importer:
 
     def op_AveragePool(self, node, a):
         self._pool(node, a, AvgPool2d)
+
+    def op_GlobalAveragePool(self, node, a):
+        self._image(node)
+        self.add(GlobalAvgPool(), node)
 
     def op_Flatten(self, node, a):
         if a.get("axis", 1) != 1:

@@ -84,3 +84,29 @@ def test_net_graph_round_trip_matches_net(small_arch):
     x = np.random.default_rng(1).standard_normal((3, 1, 8, 8)).astype(np.float32)
     g = net_graph(net)
     np.testing.assert_allclose(g.run({g.inputs[0]: x})[g.outputs[0]], net.forward(x), rtol=1e-5, atol=1e-5)
+
+
+def test_pruning_passes_through_depthwise_convs():
+    """conv(pointwise) -> depthwise -> conv: narrowing the first drops the same depthwise channels
+    and the second's inputs; the pruned net equals the full one with those channels zeroed in both."""
+    from edgebuild.compress.prune import l1_order
+    from edgebuild.train.layers import Conv2d as C, Dense, Flatten, GlobalAvgPool, ReLU as R
+    from edgebuild.train.net import Net as N
+
+    rng = np.random.default_rng(0)
+    layers = [C(2, 6, 1), R(), C(6, 6, 3, 1, 1, group=6), R(), C(6, 4, 1), R(), GlobalAvgPool(), Flatten(), Dense(4, 3)]
+    for layer in layers:
+        layer.params = {k: rng.normal(size=v.shape) for k, v in layer.params.items()}
+    net = N(layers, (2, 5, 5))
+    first, _, dw, _, second = (layer.name for layer in net.layers[:5])
+    assert prunable_layers(net) == [first, second]          # the depthwise conv goes with the first
+    small = prune_structured(net, {first: 4})
+    kept = np.sort(l1_order(net.layers[0])[:4])
+    assert small.layers[2].params["weight"].shape == (4, 1, 3, 3) and small.layers[4].params["weight"].shape == (4, 4, 1, 1)
+    zeroed = copy.deepcopy(net)
+    drop = np.setdiff1d(np.arange(6), kept)
+    for i in (0, 2):                       # a dropped channel is zero out of l0 and out of the depthwise
+        zeroed.layers[i].params["weight"][drop] = 0
+        zeroed.layers[i].params["bias"][drop] = 0
+    x = rng.normal(size=(3, 2, 5, 5))
+    np.testing.assert_allclose(small.forward(x), zeroed.forward(x), rtol=1e-10, atol=1e-10)

@@ -230,3 +230,25 @@ def test_float64_model_is_computed_in_float32(work):
     acc = float((sess.run(None, {"input": ds.x_test.astype(np.float64)})[0].argmax(1) == ds.y_test).mean())
     assert r["accuracy"]["float_full_test"] == pytest.approx(acc, abs=1e-12)
     assert r["verify"]["bit_exact"] == r["verify"]["samples"] == 8
+
+
+def test_a_model_the_trainer_cannot_take_names_the_budgets_it_misses(work):
+    """Compression fine-tunes with the numpy trainer; a grouped (not depthwise) conv is beyond it, so
+    with the Uno's budgets set the build stops at compress naming the layer, the recipe, and each
+    budget the uncompressed model misses, by how much."""
+    rng = np.random.default_rng(5)
+    inits = {"w1": rng.normal(0, .3, (32, 1, 3, 3)).astype(np.float32),
+             "w2": rng.normal(0, .3, (32, 16, 3, 3)).astype(np.float32),
+             "w3": rng.normal(0, .01, (10, 32 * 8 * 8)).astype(np.float32), "b3": np.zeros(10, np.float32)}
+    nodes = [n("Conv", ["input", "w1"], ["c1"], name="/stem/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             n("Conv", ["c1", "w2"], ["c2"], name="/grouped/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2),
+             n("Flatten", ["c2"], ["f"], name="/flatten"),
+             n("Gemm", ["f", "w3", "b3"], ["logits"], name="/fc/Gemm", transB=1)]
+    onnx.save(_model(nodes, inits), work / "recipes" / "grouped.onnx")
+    proc = run_cli("recipes/hostile.yaml", "model.onnx=grouped.onnx", "compression.sram_bytes=2048",
+                   "compression.flash_bytes=32256", "--cache", "cache", cwd=work)
+    err = proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert "recipe 'hostile'" in err and "node '/grouped/Conv' (Conv)" in err and "group 2" in err
+    sram = re.search(r"sram_bytes ([\d,]+) B against 2,048 B \(short by ([\d,]+) B\)", err)
+    assert sram and int(sram[1].replace(",", "")) - 2048 == int(sram[2].replace(",", "")) > 0, err

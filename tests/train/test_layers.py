@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebuild.train.layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU, softmax_cross_entropy
+from edgebuild.train.layers import (AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool, MaxPool2d, ReLU,
+                                    softmax_cross_entropy)
 
 EPS = 1e-6
 
@@ -51,6 +52,41 @@ def distinct_input(shape, seed=1):
 def test_conv_backward(kernel, stride, pad):
     x = np.random.default_rng(2).normal(size=(2, 3, 6, 5))
     check_layer(Conv2d(3, 4, kernel, stride, pad), x)
+
+
+@pytest.mark.parametrize("kernel,stride,pad,group", [
+    ((10, 4), 2, (5, 1, 4, 2), 1),        # DS-CNN's first conv: 10x4, stride 2, asymmetric pads
+    ((3, 2), (1, 2), (0, 1, 1, 0), 1),
+    (3, 1, 1, 3),                         # depthwise 3x3
+    (3, 2, (0, 0, 1, 1), 3),              # depthwise, stride 2, TF "SAME"-style pads
+    ((2, 3), (2, 1), 0, 3)])
+def test_general_conv_backward(kernel, stride, pad, group):
+    x = np.random.default_rng(7).normal(size=(2, 3, 12, 7))
+    check_layer(Conv2d(3, 3 if group > 1 else 4, kernel, stride, pad, group=group), x)
+
+
+def test_depthwise_forward_matches_onnxruntime():
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(8)
+    w, b = rng.normal(size=(4, 1, 3, 2)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    x = rng.normal(size=(2, 4, 9, 7)).astype(np.float32)
+    layer = Conv2d(4, 4, (3, 2), (2, 1), (1, 0, 1, 1), group=4)
+    layer.params = {"weight": w, "bias": b}
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], group=4, kernel_shape=[3, 2], strides=[2, 1],
+                            pads=[1, 0, 1, 1])
+    g = helper.make_graph([node], "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 9, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    ref = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(layer.forward(x), ref, rtol=1e-5, atol=1e-5)
+    assert layer.out_shape((4, 9, 7)) == ref.shape[1:]
+
+
+def test_global_average_pool_backward():
+    check_layer(GlobalAvgPool(), np.random.default_rng(9).normal(size=(2, 3, 5, 4)))
 
 
 def test_dense_backward():

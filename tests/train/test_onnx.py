@@ -101,12 +101,30 @@ def test_import_errors_name_file_and_node(tmp_path):
     path = _save(tmp_path, [helper.make_node("Sigmoid", ["x"], ["y"], name="sig")], {}, [1, 4], [1, 4], "s.onnx")
     with pytest.raises(ModelError, match="sig.*Sigmoid is not supported"):
         net_from_onnx(path)
-    w = np.ones((2, 2, 3, 3), np.float32)
+    w = np.ones((4, 2, 3, 3), np.float32)      # grouped, not depthwise: 2 groups of 2 channels
     path = _save(tmp_path, [helper.make_node("Conv", ["x", "w"], ["y"], name="g2", group=2, kernel_shape=[3, 3])],
-                 {"w": w[:, :1]}, [1, 2, 5, 5], [1, 2, 3, 3], "g.onnx")
+                 {"w": w}, [1, 4, 5, 5], [1, 4, 3, 3], "g.onnx")
     with pytest.raises(ModelError, match="g2"):
         net_from_onnx(path)
     nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Relu", ["x"], ["b"]),
              helper.make_node("Add", ["a", "b"], ["y"], name="join")]
     with pytest.raises(ModelError, match="chain"):
         net_from_onnx(_save(tmp_path, nodes, {}, [1, 4], [1, 4], "dag.onnx"))
+
+
+def test_ds_cnn_round_trip_matches_onnxruntime(tmp_path):
+    """The zoo's DS-CNN (10x4 stride-2 conv with asymmetric pads, depthwise 3x3 convs, global
+    average pool), optimised, as the trainer's Net: its forward equals onnxruntime's on the original
+    file, and the Net's own export does too."""
+    from edgebuild.model import load, optimise
+    from edgebuild.model.zoo import write_zoo
+
+    src = write_zoo("ds_cnn", tmp_path / "ds_cnn.onnx", seed=0, width=0.25)
+    optimise(load(src)).save(tmp_path / "opt.onnx")
+    net = net_from_onnx(tmp_path / "opt.onnx")
+    assert any(getattr(layer, "depthwise", False) for layer in net.layers)
+    x = np.random.default_rng(1).normal(size=(3, 1, 49, 10)).astype(np.float32)
+    ref = run_ort(src, x)
+    np.testing.assert_allclose(net.forward(x), ref, rtol=1e-4, atol=1e-4)
+    export_onnx(net, tmp_path / "back.onnx")
+    np.testing.assert_allclose(run_ort(tmp_path / "back.onnx", x), ref, rtol=1e-4, atol=1e-4)
