@@ -22,6 +22,7 @@ def optimise(graph: Graph) -> Graph:
     log: list[str] = []
     _fold_constants(g, log)
     _remove_passthrough(g, log)
+    _mean_to_global_pool(g, log)
     _fold_batchnorm(g, log)
     _matmul_to_gemm(g, log)
     _fuse_activations(g, log)
@@ -180,6 +181,32 @@ def _fold_gemm(g, gemm, mul, add, bias) -> bool:
                    _add_const(g, f"{bias or gemm.name + '_bias'}_bn",
                               (c * mul + add).astype(w.dtype))]
     return True
+
+
+def _mean_to_global_pool(g: Graph, log: list[str]) -> None:
+    """ReduceMean over H and W of an NCHW tensor -> GlobalAveragePool (+ Flatten when keepdims=0):
+    how torch's ``x.mean((2, 3))``, its dynamo export of AdaptiveAvgPool2d(1) and Keras'
+    GlobalAveragePooling2D through tf2onnx write a global average pool."""
+    for i, node in reversed(list(enumerate(g.nodes))):
+        if node.op_type != "ReduceMean" or len(g.shapes.get(node.inputs[0], ())) != 4:
+            continue
+        axes = node.attrs.get("axes")
+        if len(node.inputs) > 1 and node.inputs[1]:
+            axes = g.initializers.get(node.inputs[1])
+        if axes is None or sorted(int(a) % 4 for a in np.ravel(axes)) != [2, 3]:
+            continue
+        x, keep, (y,) = node.inputs[0], node.attrs.get("keepdims", 1), node.outputs
+        n, c = g.shapes[x][:2]
+        node.op_type, node.inputs, node.attrs = "GlobalAveragePool", [x], {}
+        if not keep:
+            pooled = _fresh(g, f"{y}_pooled")
+            g.shapes[pooled], g.dtypes[pooled] = (n, c, 1, 1), g.dtypes[x]
+            node.outputs = [pooled]
+            names, name = {m.name for m in g.nodes}, f"{node.name}_flatten"
+            while name in names:
+                name += "_"
+            g.nodes.insert(i + 1, Node("Flatten", name, [pooled], [y], {"axis": 1}))
+        log.append(f"ReduceMean '{node.name}' over H, W -> GlobalAveragePool" + ("" if keep else " + Flatten"))
 
 
 def _matmul_to_gemm(g: Graph, log: list[str]) -> None:

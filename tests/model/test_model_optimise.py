@@ -163,3 +163,27 @@ def test_old_pytorch_export_with_constant_nodes_opset9():
     model = b.model([("x", ["N", 1, 5, 5])], [("y", ["N", 3])])
     opt = _check(model, (1, 1, 5, 5), ["Conv", "Reshape", "Gemm"], batch=3)
     assert opt.nodes[0].post == [("Relu", {})]
+
+
+@pytest.mark.parametrize("opset,keepdims,axes", [(13, 0, [2, 3]), (13, 1, [-1, -2]), (18, 0, [2, 3]), (18, 1, [3, 2])])
+def test_reduce_mean_over_hw_becomes_global_average_pool(opset, keepdims, axes):
+    """torch's x.mean((2, 3)) / dynamo's AdaptiveAvgPool2d(1) / tf2onnx's GlobalAveragePooling2D:
+    axes as an attribute (opset < 18) or an input (18+), keepdims either way."""
+    b = Builder(9, opset=opset)
+    h = b.node("Conv", ["x", b.weight("w", (4, 3, 3, 3))], ["c"], pads=[1, 1, 1, 1])
+    if opset >= 18:
+        h = b.node("ReduceMean", [h, b.const("axes", np.array(axes, np.int64))], ["m"], keepdims=keepdims)
+    else:
+        h = b.node("ReduceMean", [h], ["m"], axes=axes, keepdims=keepdims)
+    if keepdims:
+        h = b.node("Flatten", [h], ["f"], axis=1)
+    b.node("Gemm", [h, b.weight("g", (5, 4)), b.weight("gb", (5,))], ["y"], transB=1)
+    opt = _check(b.model([("x", ["N", 3, 6, 5])], [("y", ["N", 5])]), (1, 3, 6, 5),
+                 ["Conv", "GlobalAveragePool", "Flatten", "Gemm"])
+    assert any("ReduceMean" in line and "GlobalAveragePool" in line for line in opt.log)
+
+
+def test_reduce_mean_over_channels_is_left_alone():
+    b = Builder(10)
+    b.node("ReduceMean", ["x"], ["y"], axes=[1], keepdims=1)
+    _check(b.model([("x", ["N", 3, 4, 4])], [("y", ["N", 1, 4, 4])]), (1, 3, 4, 4), ["ReduceMean"])
