@@ -30,6 +30,28 @@ TINY = textwrap.dedent("""\
     """)
 
 
+def synthetic_recipe(name: str, *, shape: list, model: str, task: str = "classification", classes: int | None = None,
+                     samples: int = 160, split: tuple[int, int] = (40, 10), seed: int = 1, calibration: int = 100,
+                     per_channel: bool = False, verify: int = 30, target: str = "netduinoplus2") -> str:
+    """A recipe on seeded synthetic data of one-sample ``shape`` (``classes`` labels, or none) for
+    ``model`` (the recipe's model mapping as flow YAML, e.g. ``{zoo: {name: ds_cnn}}``)."""
+    labels = f"classes: {classes}, " if classes else ""
+    return textwrap.dedent(f"""\
+        defaults:
+          - targets@target: {target}
+          - _self_
+        name: {name}
+        dataset:
+          name: synthetic
+          synthetic: {{shape: {list(shape)}, {labels}samples: {samples}, seed: {seed}}}
+          split: {{test: {split[0]}, val: {split[1]}, seed: 0}}
+        model: {model}
+        task: {{kind: {task}}}
+        compression: {{quantize: {{calibration_samples: {calibration}{', per_channel: true' if per_channel else ''}}}}}
+        verify: {{samples: {verify}}}
+        """)
+
+
 def recipe_dir(tmp_path_factory, name: str, recipes: dict[str, str]) -> Path:
     """A scratch working folder with recipes/<key>.yaml for each of ``recipes``."""
     root = tmp_path_factory.mktemp(name)

@@ -15,27 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgebuild_testlib import cli, recipe_dir, run_cli
+from edgebuild_testlib import cli, recipe_dir, run_cli, synthetic_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                                 reason="arm-none-eabi-gcc and qemu-system-arm are needed (./install.sh)")
 
-SMALL = textwrap.dedent("""\
-    defaults:
-      - targets@target: netduinoplus2
-      - _self_
-    name: {name}
-    dataset:
-      name: synthetic
-      synthetic: {{shape: {shape}, {labels}samples: 160, seed: 1}}
-      split: {{test: 40, val: 10, seed: 0}}
-    model:
-      zoo: {{name: {zoo}, seed: 3, width: 0.25}}
-    task: {{kind: {task}}}
-    compression: {{quantize: {{calibration_samples: 100}}}}
-    verify: {{samples: 30}}
-    """)
 
 
 def _report(work, name):
@@ -45,9 +30,10 @@ def _report(work, name):
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     return recipe_dir(tmp_path_factory, "realmodels", {
-        "kws_small": SMALL.format(name="kws_small", shape="[1, 49, 10]", labels="classes: 12, ", zoo="ds_cnn",
-                                  task="classification"),
-        "ae_small": SMALL.format(name="ae_small", shape="[640]", labels="", zoo="fc_autoencoder", task="anomaly"),
+        "kws_small": synthetic_recipe("kws_small", shape=[1, 49, 10], classes=12,
+                                      model="{zoo: {name: ds_cnn, seed: 3, width: 0.25}}"),
+        "ae_small": synthetic_recipe("ae_small", shape=[640], task="anomaly",
+                                     model="{zoo: {name: fc_autoencoder, seed: 3, width: 0.25}}"),
     })
 
 

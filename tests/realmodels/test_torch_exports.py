@@ -11,40 +11,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from edgebuild_testlib import cli, recipe_dir  # noqa: E402
+from edgebuild_testlib import cli, recipe_dir, synthetic_recipe  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
 EXPORTS = [(11, False), (17, False), (18, True)]
 IDS = ["torchscript-opset11", "torchscript-opset17", "dynamo-opset18"]
 # per network: the synthetic data's shape and labels, and the task
-DATA = {
-    "ds_cnn": ("[1, 49, 10]", "classes: 12, ", "classification"),
-    "resnet8": ("[3, 32, 32]", "classes: 10, ", "classification"),
-    "mobilenet_v1": ("[3, 96, 96]", "classes: 2, ", "classification"),
-    "fc_autoencoder": ("[640]", "classes: 2, ", "anomaly"),
-}
-RECIPE = textwrap.dedent("""\
-    defaults:
-      - targets@target: netduinoplus2
-      - _self_
-    name: {name}
-    dataset:
-      name: synthetic
-      synthetic: {{shape: {shape}, {labels}samples: 500, seed: 0}}
-      split: {{test: 100, val: 50, seed: 0}}
-    model: {{onnx: {file}}}
-    task: {{kind: {task}}}
-    compression: {{quantize: {{calibration_samples: 200, per_channel: true}}}}
-    verify: {{samples: 100}}
-    """)
+DATA = {"ds_cnn": (12, "classification"), "resnet8": (10, "classification"), "mobilenet_v1": (2, "classification"),
+        "fc_autoencoder": (2, "anomaly")}
 
 
 def _file(tmp_path_factory, net: str, opset: int, dynamo: bool):
@@ -84,9 +65,12 @@ def test_float_import_equals_onnxruntime(tmp_path_factory, net, opset, dynamo):
 def test_export_builds_and_verifies_on_the_m4(tmp_path_factory, net, opset, dynamo):
     path = _file(tmp_path_factory, net, opset, dynamo)
     name = f"{net}_{opset}"
-    shape, labels, task = DATA[net]
-    work = recipe_dir(tmp_path_factory, name, {name: RECIPE.format(name=name, shape=shape, labels=labels,
-                                                                    file=path, task=task)})
+    from torch_nets import NETS
+
+    classes, task = DATA[net]
+    work = recipe_dir(tmp_path_factory, name, {name: synthetic_recipe(
+        name, shape=NETS[net][1], classes=classes, task=task, model=f"{{onnx: {path}}}", samples=500, split=(100, 50),
+        seed=0, calibration=200, per_channel=True, verify=100)})
     cache = tmp_path_factory.getbasetemp() / "torch_cache"     # one cache: the dataset is shared
     cli(f"recipes/{name}.yaml", "--cache", cache, cwd=work)
     r = json.loads((work / "build" / name / "report.json").read_text())
