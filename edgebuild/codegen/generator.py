@@ -294,9 +294,10 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
     layers = []
     variants = {lay["q"].get("requant") for lay in qmodel.layers} - {None}
     if "tflite_fc_double" in variants and arch == "avr":
-        raise ModelError("a per-channel FULLY_CONNECTED of a .tflite is scaled in IEEE double by TFLite's "
+        raise ModelError("an int8 FULLY_CONNECTED of a .tflite is scaled in IEEE double by TFLite's "
                          "reference kernel; avr-gcc has no 64-bit double", field="target",
-                         fix="build for an ARM or host target, or convert the model with per-tensor dense weights")
+                         fix="build the .tflite for an ARM or host target, or give its float model (quantised "
+                             "by edgebuild) for AVR")
     for i, lay in enumerate(qmodel.layers):
         sparse = lay["kind"] in ("dense", "conv") and qmodel.stored(lay["tables"]["weight"]) is not \
             qmodel.arrays[lay["tables"]["weight"]]

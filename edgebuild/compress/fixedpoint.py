@@ -140,7 +140,7 @@ def tfl_multiply(acc: np.ndarray, mult, shift) -> np.ndarray:
 
 
 def tfl_fc_double(acc: np.ndarray, w_bits, s_in: float, s_out: float) -> np.ndarray:
-    """TFLite's reference per-channel FULLY_CONNECTED scaling: ``(int32) round(double(acc) * e)``,
+    """LiteRT's reference int8 FULLY_CONNECTED scaling: ``(int32) round(double(acc) * e)``,
     ``e = double(s_in) * double(s_w) / double(s_out)`` (IEEE double, round half away from zero);
     ``w_bits`` are the float32 bits of the per-channel weight scales ``s_w``."""
     s_w = np.asarray(w_bits, dtype=np.int32).view(np.float32).astype(np.float64)

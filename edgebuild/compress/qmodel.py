@@ -17,7 +17,7 @@ Second variant, ``q["requant"] == "tflite"`` (a .tflite imported with its own qu
 edgebuild.model.tflite): conv/dense requant rows are TFLite ``(M, shift)`` applied by
 ``fixedpoint.tfl_multiply`` (two roundings); add is TFLite's int8 ADD: ``x_i' =
 tfl_multiply((x_i - zp_i) << left_shift, in_mult[i], in_shift[i])``, then
-``tfl_multiply(x_1' + x_2', mult, shift)``. A per-channel dense layer is ``"tflite_fc_double"``:
+``tfl_multiply(x_1' + x_2', mult, shift)``. A dense layer is ``"tflite_fc_double"``:
 TFLite's reference kernel scales in IEEE double (``fixedpoint.tfl_fc_double``), its requant rows
 holding the float32 bits of the weight scales. Pools are the same in every variant.
 """

@@ -529,16 +529,13 @@ def to_qmodel(m: TFLiteModel, low: dict | None = None):
                 # TFLite PopulateConvolutionQuantizationParams: double(s_in) * double(s_w) / double(s_out)
                 reals = [float(np.float64(s_in) * np.float64(s) / np.float64(s_out)) for s in sw]
                 rq = np.array([fp.tfl_quantize_multiplier(r) for r in reals], dtype=np.int32)
-            elif len(w["scale"]) > 1:
-                # per-channel FULLY_CONNECTED: TFLite's reference kernel scales in double precision,
-                # round(double(acc) * (double(s_in) * double(s_w) / double(s_out))); the requant rows
-                # hold the float32 bits of s_w, the layer s_in and s_out
+            else:
+                # FULLY_CONNECTED: LiteRT's reference kernel (per-tensor and per-channel weights alike,
+                # checked against the interpreter) scales in IEEE double, round(double(acc) *
+                # (double(s_in) * double(s_w) / double(s_out))); the requant rows hold the float32 bits
+                # of s_w, the layer carries s_in and s_out
                 rq = np.stack([sw.view(np.int32), np.zeros(co, np.int32)], axis=1)
                 q.update(requant="tflite_fc_double", s_in=float(np.float32(s_in)), s_out=float(np.float32(s_out)))
-            else:
-                # per-tensor FULLY_CONNECTED (GetQuantizedConvolutionMultipler): the float product first
-                reals = [float(np.float64(np.float32(s_in) * np.float32(s)) / np.float64(s_out)) for s in sw]
-                rq = np.array([fp.tfl_quantize_multiplier(r) for r in reals], dtype=np.int32)
             folded = bias - zp_in * wq.reshape(co, -1).astype(np.int64).sum(axis=1)
             if np.abs(folded).max(initial=0) > 2 ** 31 - 1:
                 raise m.err(op, "bias with the input zero point folded in exceeds int32", "re-convert the model")
