@@ -187,6 +187,9 @@ def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> di
         # cycles a pair otherwise); 1 elsewhere
         return dict(base, IN=n_in, OUT=lay["out_shape"][0],
                     UNROLL=4 if arch == "avr" and n_in >= 16 else 1)
+    if kind == "avgpool" and q.get("requant") == "tflite_mean":
+        c, h, w = lay["in_shapes"][0]
+        return dict(base, C=c, HW=h * w, ZP=q["zp_in"], COUNT=q["count"], M=q["mult"], S=q["shift"])
     if kind in ("maxpool", "avgpool"):
         c, h, w = lay["in_shapes"][0]
         return dict(base, **_geometry_consts(a), C=c, H=h, W=w, HW=h * w, OH=lay["out_shape"][1],
@@ -311,6 +314,8 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
     for L, lay in zip(layers, qmodel.layers):
         if lay["kind"] == "add" and lay["q"].get("requant") == "tflite":
             L["macro"] = "add_tfl"
+        if lay["q"].get("requant") == "tflite_mean":
+            L["macro"] = "mean_tfl"
     pad_size = max([L["c"]["PAD"]["SIZE"] for L in layers if L["c"].get("PAD")], default=0)
     ctx = {"arch": arch, "layers": layers, "tables": tables, "arena_size": arena,
            "tflite": bool(variants), "tflite_double": "tflite_fc_double" in variants,

@@ -19,7 +19,9 @@ edgebuild.model.tflite): conv/dense requant rows are TFLite ``(M, shift)`` appli
 tfl_multiply((x_i - zp_i) << left_shift, in_mult[i], in_shift[i])``, then
 ``tfl_multiply(x_1' + x_2', mult, shift)``. A dense layer is ``"tflite_fc_double"``:
 TFLite's reference kernel scales in IEEE double (``fixedpoint.tfl_fc_double``), its requant rows
-holding the float32 bits of the weight scales. Pools are the same in every variant.
+holding the float32 bits of the weight scales. An avgpool ``"tflite_mean"`` is TFLite's int8 MEAN
+over H and W: ``tfl_multiply(sum(x) - zp_in * count, mult, shift)`` (1/count folded into mult).
+Other pools are the same in every variant.
 """
 
 from __future__ import annotations
@@ -251,6 +253,9 @@ class QModel:
 
     def _avgpool(self, lay, xs):
         a, q, ohw = lay["attrs"], lay["q"], lay["out_shape"][1:]
+        if q.get("requant") == "tflite_mean":
+            acc = xs[0].astype(np.int64).sum(axis=(2, 3), keepdims=True) - q["zp_in"] * q["count"]
+            return fp.finish(fp.tfl_multiply(acc, q["mult"], q["shift"]), q["zp_out"], q["act_min"], q["act_max"])
         s = windows(padded(xs[0].astype(np.int64), a, ohw, 0), a, ohw).sum(axis=(-1, -2))
         hw = lay["in_shapes"][0][1:]
         n_valid = valid_counts(hw, a, ohw, False)

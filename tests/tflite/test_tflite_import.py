@@ -133,13 +133,31 @@ def test_dynamic_shape_is_rejected(tmp_path):
     _expect(tmp_path / "dyn.tflite", "dynamic shape", "fixed input shape")
 
 
-def test_int8_mean_is_rejected_with_the_fix(tmp_path):
-    w = Writer(0)
-    x = w.input([1, 4, 4, 2])
-    y = w.conv(x, 3, (3, 3))
-    z = w.mean(y)
-    w.save(tmp_path / "mean.tflite", [x], [z])
-    _expect(tmp_path / "mean.tflite", "operator 1 (MEAN)", "AveragePooling2D")
+@pytest.mark.parametrize("keep_dims,rescale", [(False, 1.0), (False, 0.37), (True, 0.37), (True, 1.0)])
+def test_mean_over_height_and_width(tmp_path, keep_dims, rescale):
+    from cgen_helpers import run_host
+
+    for quant in (True, False):
+        w = Writer(3, quant)
+        x = w.input([1, 5, 7, 2])
+        y = w.conv(x, 6, (3, 3), act="RELU")
+        z = w.mean(y, keep_dims=keep_dims, rescale=rescale)
+        o = w.dense(w.reshape(z, [1, 6]) if keep_dims else z, 4)
+        path = tmp_path / f"mean{int(quant)}.tflite"
+        w.save(path, [x], [o])
+        m = tflite.read(path)
+        if quant:
+            xs = _inputs(4, (5, 7, 2))
+            want = run_reference(path, xs, z)                            # the MEAN output itself
+            qm = tflite.to_qmodel(m)
+            got = qm.head(2).run(to_nchw(xs))
+            assert len(np.unique(want)) > 10 and (got == want.reshape(got.shape)).all()
+            assert (run_host(qm, to_nchw(xs), tmp_path / "c") == run_reference(path, xs)).all()
+        else:
+            xs = np.random.default_rng(0).standard_normal((20, 5, 7, 2)).astype(np.float32)
+            g = tflite.to_graph(m)
+            got = g.run({g.inputs[0]: to_nchw(xs)})[g.outputs[0]].reshape(20, -1)
+            np.testing.assert_allclose(got, run_reference(path, xs), rtol=1e-4, atol=1e-5)
 
 
 def test_softmax_before_the_end_is_rejected(tmp_path):

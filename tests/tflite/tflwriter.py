@@ -169,13 +169,13 @@ class Writer:
         y = self.tensor(shape, "int8", scale=1 / 256, zp=-128) if self.quant else self.tensor(shape, "float32")
         return self.op("SOFTMAX", [x], [y], ("SoftmaxOptions", {"Beta": 1.0}))
 
-    def mean(self, x, keep_dims=False):
+    def mean(self, x, keep_dims=False, rescale=1.0):
         n, h, w, c = self.tensors[x]["shape"]
         axes = self.tensor([2], "int32", data=np.array([1, 2], np.int32))
         shape = [n, 1, 1, c] if keep_dims else [n, c]
         if self.quant:
             s, zp = self.qp(x)
-            y = self.tensor(shape, "int8", scale=s, zp=zp)
+            y = self.tensor(shape, "int8", scale=s * rescale, zp=zp if rescale == 1.0 else zp + 7)
         else:
             y = self.tensor(shape, "float32")
         return self.op("MEAN", [x, axes], [y], ("ReducerOptions", {"KeepDims": keep_dims}))
