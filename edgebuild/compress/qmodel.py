@@ -14,7 +14,7 @@ contract. Layer ``q`` parameters:
 All layers then add ``zp_out`` and clamp to ``[act_min, act_max]``.
 
 Second variant, ``q["requant"] == "tflite"`` (a .tflite imported with its own quantisation,
-edgebuild.model.tflite): conv/dense requant rows are TFLite ``(M, shift)`` applied by
+edgebuild.tflite): conv/dense requant rows are TFLite ``(M, shift)`` applied by
 ``fixedpoint.tfl_multiply`` (two roundings); add is TFLite's int8 ADD: ``x_i' =
 tfl_multiply((x_i - zp_i) << left_shift, in_mult[i], in_shift[i])``, then
 ``tfl_multiply(x_1' + x_2', mult, shift)``. A dense layer is ``"tflite_fc_double"``:

@@ -1,5 +1,5 @@
 """import: read and check the model (ONNX trained in the build, generated from the zoo or given by the recipe, or a
-TFLite file: edgebuild.model.tflite)."""
+TFLite file: edgebuild.tflite)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def run(ctx):
 def _import_tflite(ctx, path):
     """A .tflite: its float model (NCHW, int8 weights dequantised) as model.onnx, and for a fully-int8
     file the QModel with the file's own quantisation in kept/, which the quantise stage passes on."""
-    from edgebuild.model import tflite
+    from edgebuild import tflite
 
     m = tflite.read(path)
     low = tflite.lower(m)

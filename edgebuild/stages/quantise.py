@@ -31,7 +31,7 @@ def run(ctx):
 
     kept = ctx.inputs["imported"] / "kept" if "imported" in ctx.inputs else None
     if kept is not None and (kept / "qmodel.json").is_file():
-        # an int8 .tflite: its own scales and zero points, no calibration (edgebuild.model.tflite)
+        # an int8 .tflite: its own scales and zero points, no calibration (edgebuild.tflite)
         from edgebuild.compress.qmodel import QModel
 
         if (ctx.inputs["model"] / "compress.json").is_file() and _compressed(ctx.inputs["model"]):

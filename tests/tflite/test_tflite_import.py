@@ -20,7 +20,7 @@ from tflhelpers import run_reference, softmax_input, to_nchw, to_nhwc  # noqa: E
 from tflwriter import Writer, small_net  # noqa: E402
 
 from edgebuild.errors import ConfigError, EdgebuildError, ModelError  # noqa: E402
-from edgebuild.model import tflite  # noqa: E402
+from edgebuild import tflite  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 N = 200

@@ -45,3 +45,35 @@ def to_nhwc(x_nchw: np.ndarray) -> np.ndarray:
 
 def to_nchw(x_nhwc: np.ndarray) -> np.ndarray:
     return x_nhwc.transpose(0, 3, 1, 2) if x_nhwc.ndim == 4 else x_nhwc
+
+
+def run_tensors(path, x: np.ndarray, tensors: list[int]) -> dict[int, np.ndarray]:
+    """As run_reference for several tensors at once; each (N, values) in NCHW order."""
+    it = interpreter(path)
+    inp = it.get_input_details()[0]
+    rows: dict[int, list] = {t: [] for t in tensors}
+    for i in range(len(x)):
+        it.set_tensor(inp["index"], x[i:i + 1].astype(inp["dtype"]))
+        it.invoke()
+        for t in tensors:
+            rows[t].append(to_nchw(np.array(it.get_tensor(t))).reshape(-1))
+    return {t: np.array(r) for t, r in rows.items()}
+
+
+def layer_outputs_equal(qm, path, x_nhwc: np.ndarray) -> dict[str, int]:
+    """For every layer of the QModel ``qm`` imported from ``path``: how many samples of ``x_nhwc``
+    give its output tensor byte for byte as the interpreter computes it. Layer outputs are named
+    t<tensor index>_<name> by the importer (edgebuild.tflite)."""
+    from edgebuild.compress.qmodel import QModel
+
+    index = {lay["output"]: int(lay["output"].split("_")[0][1:]) for lay in qm.layers}
+    want = run_tensors(path, x_nhwc, sorted(set(index.values())))
+    x = to_nchw(x_nhwc)
+    counts = {}
+    for k, lay in enumerate(qm.layers):
+        sub = QModel(dict(qm.meta, layers=qm.layers[:k + 1], output=lay["output"], output_shape=lay["out_shape"]),
+                     qm.arrays)
+        got = sub.run(x)
+        counts[lay["name"]] = int((got == want[index[lay["output"]]]).all(axis=1).sum())
+    counts["distinct_values"] = len(np.unique(np.concatenate([w.reshape(-1) for w in want.values()])))
+    return counts
