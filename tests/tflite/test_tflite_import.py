@@ -222,3 +222,32 @@ def test_avr_cannot_run_the_double_precision_dense_scaling(int8_file, tmp_path):
     qm = tflite.to_qmodel(tflite.read(int8_file))
     with pytest.raises(ModelError, match="64-bit double"):
         generate(qm, trivial_plan(qm), tmp_path / "gen", arch="avr")
+
+
+def test_float_file_is_quantised_by_edgebuild_and_verifies(tmp_path):
+    import edgebuild
+
+    path = tmp_path / "f.tflite"
+    small_net(path, quant=False, seed=4)
+    rep = edgebuild.build(REPO / "recipes" / "tflite_m4.yaml",
+                          [f"model.tflite={path}", "dataset.synthetic.shape=[2,8,8]", "dataset.synthetic.classes=5",
+                           "verify.samples=50", "target=host"],
+                          cache=tmp_path / "cache", build_dir=tmp_path / "build")
+    assert rep["verify"]["bit_exact"] == rep["verify"]["samples"] == 50
+    assert not any("kept from the file" in n for n in rep["model"]["notes"])   # calibrated by edgebuild
+    # the float model the build quantised is the file's: its float outputs match the interpreter's
+    assert rep["accuracy"]["onnxruntime_argmax_agreement"] == 1.0
+
+
+def test_kept_quantisation_cannot_be_pruned(tmp_path):
+    import edgebuild
+
+    w = Writer(0)
+    x = w.input([1, 8, 8, 2])
+    y = w.dense(w.reshape(w.conv(x, 4, (3, 3), act="RELU"), [1, 256]), 5)
+    w.save(tmp_path / "c.tflite", [x], [y])
+    with pytest.raises(EdgebuildError, match="kept from the .tflite file, so it cannot be pruned"):
+        edgebuild.build(REPO / "recipes" / "tflite_m4.yaml",
+                        [f"model.tflite={tmp_path / 'c.tflite'}", "dataset.synthetic.shape=[2,8,8]", "target=host",
+                         "compression.method=magnitude", "compression.ratio=0.5", "compression.finetune.epochs=0"],
+                        cache=tmp_path / "cache", build_dir=tmp_path / "build")
