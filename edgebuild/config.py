@@ -175,8 +175,9 @@ def _hydra_compose(path: Path, overrides: list[str], roots: list[Path], display:
 
 def _resolve_paths(config: dict, base: Path) -> None:
     model = config.get("model")
-    if isinstance(model, dict) and isinstance(model.get("onnx"), str):
-        model["onnx"] = str((base / model["onnx"]).resolve())
+    for key in ("onnx", "tflite"):
+        if isinstance(model, dict) and isinstance(model.get(key), str) and model[key] != "???":
+            model[key] = str((base / model[key]).resolve())
     dataset = config.get("dataset")
     for key in ("path", "labels"):
         if isinstance(dataset, dict) and isinstance(dataset.get(key), str):
@@ -188,6 +189,13 @@ def _check_paths(config: dict, display: str) -> None:
     if onnx is not None and not Path(onnx).is_file():
         raise ConfigError(f"ONNX file not found: {onnx}", file=display, field="model.onnx",
                           fix="give the path of an .onnx file, relative to the recipe's folder")
+    tfl = config["model"].get("tflite")
+    if tfl == "???":
+        raise ConfigError("the recipe needs a .tflite file", file=display, field="model.tflite",
+                          fix="give it on the command line: model.tflite=/path/to/model.tflite")
+    if tfl is not None and not Path(tfl).is_file():
+        raise ConfigError(f"TFLite file not found: {tfl}", file=display, field="model.tflite",
+                          fix="give the path of a .tflite file, relative to the recipe's folder (or absolute)")
     data_path = config["dataset"].get("path")
     if data_path is not None and not Path(data_path).exists():
         raise ConfigError(f"dataset path not found: {data_path}", file=display, field="dataset.path",

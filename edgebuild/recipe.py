@@ -62,12 +62,14 @@ class ModelSpec(_Strict):
     onnx: str | None = Field(None, description="Path of an ONNX model (relative to the recipe file).")
     train: TrainSpec | None = Field(None, description="Train a small model in the build instead of importing one.")
     zoo: ZooSpec | None = Field(None, description="Generate an MLPerf Tiny reference network with seeded weights.")
+    tflite: str | None = Field(None, description="Path of a .tflite model (relative to the recipe file): float, or "
+                                                 "fully int8 (its own scales and zero points are kept).")
 
     @model_validator(mode="after")
     def _one_source(self):
-        if sum(x is not None for x in (self.onnx, self.train, self.zoo)) != 1:
-            raise ValueError("give exactly one of model.onnx (a file), model.train (an architecture to train) "
-                             "or model.zoo (a generated reference network)")
+        if sum(x is not None for x in (self.onnx, self.train, self.zoo, self.tflite)) != 1:
+            raise ValueError("give exactly one of model.onnx (a file), model.train (an architecture to train), "
+                             "model.zoo (a generated reference network) or model.tflite (a TFLite file)")
         return self
 
 

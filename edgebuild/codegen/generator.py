@@ -187,11 +187,17 @@ def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> di
         # cycles a pair otherwise); 1 elsewhere
         return dict(base, IN=n_in, OUT=lay["out_shape"][0],
                     UNROLL=4 if arch == "avr" and n_in >= 16 else 1)
+    if kind == "avgpool" and q.get("requant") == "tflite_mean":
+        c, h, w = lay["in_shapes"][0]
+        return dict(base, C=c, HW=h * w, ZP=q["zp_in"], COUNT=q["count"], M=q["mult"], S=q["shift"])
     if kind in ("maxpool", "avgpool"):
         c, h, w = lay["in_shapes"][0]
         return dict(base, **_geometry_consts(a), C=c, H=h, W=w, HW=h * w, OH=lay["out_shape"][1],
                     OW=lay["out_shape"][2], ZP=q["zp_in"], INCLUDE_PAD=a.get("include_pad", 0))
     n = int(np.prod(lay["out_shape"]))
+    if kind == "add" and q.get("requant") == "tflite":
+        return dict(base, N=n, Z0=q["zp_in"][0], Z1=q["zp_in"][1], LS=q["left_shift"], M0=q["in_mult"][0],
+                    S0=q["in_shift"][0], M1=q["in_mult"][1], S1=q["in_shift"][1], M=q["mult"], S=q["shift"])
     if kind == "add":
         return dict(base, N=n, Z0=q["zp_in"][0], Z1=q["zp_in"][1], A0=q["a"][0], A1=q["a"][1],
                     M=q["mult"], R=q["shift"])
@@ -201,6 +207,18 @@ def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> di
                  for s, z, m, r in zip(lay["in_shapes"], q["zp_in"], q["mult"], q["shift"])]
         return dict(base, OUTER=int(np.prod(lay["out_shape"][:axis])), PARTS=parts)
     return dict(base, N=n)
+
+
+def _requant_define(lay: dict) -> str:
+    """The body of ``#define eb_requant`` for a layer of the TFLite variants (QModel
+    ``q["requant"]``), or "" (edgebuild's own eb_requant): the kernels keep calling eb_requant."""
+    q = lay["q"]
+    if q.get("requant") == "tflite" and lay["kind"] in ("conv", "dense"):
+        return " eb_requant_tfl"
+    if q.get("requant") == "tflite_fc_double":
+        return (f"(acc, m, r, zp, lo, hi) eb_requant_tfl_fcd((acc), (m), {float(q['s_in']).hex()}f, "
+                f"{float(q['s_out']).hex()}f, (zp), (lo), (hi))")
+    return ""
 
 
 def _check_limits(qmodel, arch: str) -> None:
@@ -244,7 +262,8 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
         raise ConfigError(f"unknown arch '{arch}'", field="arch", fix=f"use one of {ARCHES}")
     _check_limits(qmodel, arch)
     taken: set[str] = {"model_run", "input", "output", "eb_arena", "eb_krange", "eb_requant",
-                       "eb_int", "eb_pad", "eb_mulhi32"}
+                       "eb_int", "eb_pad", "eb_mulhi32", "eb_tfl_srdhm", "eb_tfl_rdbpot",
+                       "eb_tfl_mbqm", "eb_requant_tfl", "eb_requant_tfl_fcd"}
     weights, acts = qmodel.layout_request()
     tables, ids = [], {}
     for ent in weights:
@@ -276,6 +295,12 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
         return f"(eb_arena + {offsets[t]})"
 
     layers = []
+    variants = {lay["q"].get("requant") for lay in qmodel.layers} - {None}
+    if "tflite_fc_double" in variants and arch == "avr":
+        raise ModelError("an int8 FULLY_CONNECTED of a .tflite is scaled in IEEE double by TFLite's "
+                         "reference kernel; avr-gcc has no 64-bit double", field="target",
+                         fix="build the .tflite for an ARM or host target, or give its float model (quantised "
+                             "by edgebuild) for AVR")
     for i, lay in enumerate(qmodel.layers):
         sparse = lay["kind"] in ("dense", "conv") and qmodel.stored(lay["tables"]["weight"]) is not \
             qmodel.arrays[lay["tables"]["weight"]]
@@ -283,10 +308,17 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
                        "macro": MACROS[lay["kind"]] + ("_sparse" if sparse else ""), "macs": lay["macs"],
                        "c": _layer_consts(lay, qmodel, arch, sparse),
                        "t": {k: ids[n] for k, n in lay["tables"].items()},
+                       "rq": _requant_define(lay),
                        "in_exprs": [expr(t) for t in lay["inputs"]],
                        "out_expr": expr(lay["output"])})
+    for L, lay in zip(layers, qmodel.layers):
+        if lay["kind"] == "add" and lay["q"].get("requant") == "tflite":
+            L["macro"] = "add_tfl"
+        if lay["q"].get("requant") == "tflite_mean":
+            L["macro"] = "mean_tfl"
     pad_size = max([L["c"]["PAD"]["SIZE"] for L in layers if L["c"].get("PAD")], default=0)
     ctx = {"arch": arch, "layers": layers, "tables": tables, "arena_size": arena,
+           "tflite": bool(variants), "tflite_double": "tflite_fc_double" in variants,
            "pad_size": pad_size,
            "macs": sum(l["macs"] for l in qmodel.layers),
            "input_size": qmodel.input_size, "output_size": qmodel.output_size,

@@ -76,3 +76,76 @@ def symmetric_weights(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.
     scales = np.where(amax > negligible, amax / 127.0, 1.0)
     q = np.clip(np.round(flat / scales[:, None]), -127, 127).astype(np.int8)
     return q.reshape(w.shape), scales
+
+
+# -- second variant: TFLite's integer requantisation (models imported with their own quantisation) --
+#
+# TFLite (tensorflow/lite/kernels/internal/common.h, quantization_util.cc) stores a real multiplier
+# as ``(M, shift)``, ``M`` in [2**30, 2**31) and ``m ~= M * 2**(shift - 31)`` (shift may be > 0:
+# multipliers above 1), and applies it with two roundings::
+#
+#     x   = acc * 2**max(shift, 0)
+#     hi  = SaturatingRoundingDoublingHighMul(x, M)  # (x*M + nudge) / 2**31, C division (toward 0),
+#                                                     # nudge = 2**30 (x*M >= 0) or 1 - 2**30
+#     out = RoundingDivideByPOT(hi, max(-shift, 0))   # round half away from zero
+#
+# Layers carrying ``q["requant"] == "tflite"`` use this for conv/dense (per channel), the three
+# multipliers of TFLite's int8 ADD, and nothing else changes (zero point, clamp).
+
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+
+
+def tfl_quantize_multiplier(m: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier(double)``: (M, shift) with m ~= M * 2**(shift - 31)."""
+    if m == 0.0:
+        return 0, 0
+    frac, shift = math.frexp(m)
+    q = frac * 2.0 ** 31
+    q_fixed = int(math.floor(q + 0.5)) if q >= 0 else -int(math.floor(-q + 0.5))  # std::round
+    if q_fixed == 2 ** 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+def tfl_srdhm(a: np.ndarray, b) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values (int64 arrays)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    v = ab + nudge
+    q = np.where(v >= 0, v >> 31, -((-v) >> 31))     # C integer division by 2**31 (toward zero)
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), np.int64(INT32_MAX), q)
+
+
+def tfl_rdbpot(x: np.ndarray, exponent) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT: x / 2**exponent rounded half away from zero."""
+    x = np.asarray(x, dtype=np.int64)
+    e = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << e) - 1
+    rem = x & mask
+    thr = (mask >> 1) + (x < 0)
+    return (x >> e) + (rem > thr)
+
+
+def tfl_multiply(acc: np.ndarray, mult, shift) -> np.ndarray:
+    """TFLite's ``MultiplyByQuantizedMultiplier(acc, M, shift)`` (broadcasting; int64 result)."""
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    x = np.asarray(acc, dtype=np.int64) * (np.int64(1) << left)
+    return tfl_rdbpot(tfl_srdhm(x, mult), np.maximum(-shift, 0))
+
+
+def tfl_fc_double(acc: np.ndarray, w_bits, s_in: float, s_out: float) -> np.ndarray:
+    """LiteRT's reference int8 FULLY_CONNECTED scaling: ``(int32) round(double(acc) * e)``,
+    ``e = double(s_in) * double(s_w) / double(s_out)`` (IEEE double, round half away from zero);
+    ``w_bits`` are the float32 bits of the per-channel weight scales ``s_w``."""
+    s_w = np.asarray(w_bits, dtype=np.int32).view(np.float32).astype(np.float64)
+    e = (np.float64(s_in) * s_w) / np.float64(s_out)
+    v = np.asarray(acc, dtype=np.int64).astype(np.float64) * e
+    t = np.trunc(v)
+    fr = v - t
+    return (t + (fr >= 0.5) - (fr <= -0.5)).astype(np.int64)

@@ -12,6 +12,16 @@ contract. Layer ``q`` parameters:
 - concat: per input ``acc = (x - zp_i) << 16``, ``(M_i, r_i)``.
 - lut: 256-entry int8 table indexed by ``x + 128``.
 All layers then add ``zp_out`` and clamp to ``[act_min, act_max]``.
+
+Second variant, ``q["requant"] == "tflite"`` (a .tflite imported with its own quantisation,
+edgebuild.tflite): conv/dense requant rows are TFLite ``(M, shift)`` applied by
+``fixedpoint.tfl_multiply`` (two roundings); add is TFLite's int8 ADD: ``x_i' =
+tfl_multiply((x_i - zp_i) << left_shift, in_mult[i], in_shift[i])``, then
+``tfl_multiply(x_1' + x_2', mult, shift)``. A dense layer is ``"tflite_fc_double"``:
+TFLite's reference kernel scales in IEEE double (``fixedpoint.tfl_fc_double``), its requant rows
+holding the float32 bits of the weight scales. An avgpool ``"tflite_mean"`` is TFLite's int8 MEAN
+over H and W: ``tfl_multiply(sum(x) - zp_in * count, mult, shift)`` (1/count folded into mult).
+Other pools are the same in every variant.
 """
 
 from __future__ import annotations
@@ -205,7 +215,11 @@ class QModel:
 
     def _requant_finish(self, lay, acc, mult, shift):
         q = lay["q"]
-        return fp.finish(fp.requantize(acc, mult, shift), q["zp_out"], q["act_min"], q["act_max"])
+        if q.get("requant") == "tflite_fc_double":
+            scaled = fp.tfl_fc_double(acc, mult, q["s_in"], q["s_out"])
+        else:
+            scaled = (fp.tfl_multiply if q.get("requant") == "tflite" else fp.requantize)(acc, mult, shift)
+        return fp.finish(scaled, q["zp_out"], q["act_min"], q["act_max"])
 
     def _conv(self, lay, xs):
         a, q = lay["attrs"], lay["q"]
@@ -239,6 +253,9 @@ class QModel:
 
     def _avgpool(self, lay, xs):
         a, q, ohw = lay["attrs"], lay["q"], lay["out_shape"][1:]
+        if q.get("requant") == "tflite_mean":
+            acc = xs[0].astype(np.int64).sum(axis=(2, 3), keepdims=True) - q["zp_in"] * q["count"]
+            return fp.finish(fp.tfl_multiply(acc, q["mult"], q["shift"]), q["zp_out"], q["act_min"], q["act_max"])
         s = windows(padded(xs[0].astype(np.int64), a, ohw, 0), a, ohw).sum(axis=(-1, -2))
         hw = lay["in_shapes"][0][1:]
         n_valid = valid_counts(hw, a, ohw, False)
@@ -250,6 +267,10 @@ class QModel:
 
     def _add(self, lay, xs):
         q = lay["q"]
+        if q.get("requant") == "tflite":
+            acc = sum(fp.tfl_multiply((x.astype(np.int64) - z) << q["left_shift"], m, s)
+                      for x, z, m, s in zip(xs, q["zp_in"], q["in_mult"], q["in_shift"]))
+            return self._requant_finish(lay, acc, q["mult"], q["shift"])
         acc = ((xs[0].astype(np.int64) - q["zp_in"][0]) * q["a"][0]
                + (xs[1].astype(np.int64) - q["zp_in"][1]) * q["a"][1])
         return self._requant_finish(lay, acc, q["mult"], q["shift"])

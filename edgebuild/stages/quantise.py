@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from edgebuild.stages.common import write_json
+from edgebuild.errors import ConfigError
+from edgebuild.stages.common import read_json, write_json
+
+
+def _compressed(folder) -> bool:
+    """Whether the compress stage changed the model (it copies it unchanged without a budget)."""
+    info = read_json(folder / "compress.json")
+    return bool(info.get("method")) and info.get("method") != "none"
 
 
 def run(ctx):
@@ -21,9 +28,21 @@ def run(ctx):
     ds = load_saved(ctx.inputs["data"] / "data.npz")
     check_labels(kind, ds.y_test)
 
-    ctx.progress("calibrating")
-    calib = ds.x_train[: qspec["calibration_samples"]]
-    qm = quantize(graph, calib, per_channel=qspec["per_channel"])
+    kept = ctx.inputs["imported"] / "kept" if "imported" in ctx.inputs else None
+    if kept is not None and (kept / "qmodel.json").is_file():
+        # an int8 .tflite: its own scales and zero points, no calibration (edgebuild.tflite)
+        from edgebuild.compress.qmodel import QModel
+
+        if (ctx.inputs["model"] / "compress.json").is_file() and _compressed(ctx.inputs["model"]):
+            raise ConfigError("the model's int8 quantisation is kept from the .tflite file, so it cannot be "
+                              "pruned before quantisation", field="compression",
+                              fix="drop compression.method and the compression budgets, or give a float .tflite")
+        qm = QModel.load(kept)
+        ctx.log("quantisation kept from the file (no calibration)")
+    else:
+        ctx.progress("calibrating")
+        calib = ds.x_train[: qspec["calibration_samples"]]
+        qm = quantize(graph, calib, per_channel=qspec["per_channel"])
     qm.save(ctx.out / "qmodel")
 
     ctx.progress("evaluating float and int8 references")
