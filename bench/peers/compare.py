@@ -1,0 +1,201 @@
+"""One network, both sides: TFLM + CMSIS-NN firmware and edgebuild's, figures and agreement."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+# network -> (recipe, overrides): the recipes edgebuild's own side builds (netduinoplus2).
+RECIPES = {"ds_cnn": ("recipes/kws_m4.yaml", []), "resnet8": ("recipes/resnet8_m4.yaml", []),
+           "mobilenet_v1": ("recipes/vww_m4.yaml", []), "fc_autoencoder": ("recipes/anomaly_m4.yaml", []),
+           "mnist_uno": ("recipes/mnist_uno.yaml", ["target=netduinoplus2"])}
+ARENA_SLACK = 16   # TFLM: "the optimal arena size would be arena_used_bytes() + 16"
+
+
+def _config(name: str) -> dict:
+    from edgebuild.api import load_recipe
+
+    recipe, overrides = RECIPES[name]
+    return load_recipe(ROOT / recipe, overrides)
+
+
+def _trained_onnx(config: dict, build_dir: Path) -> Path:
+    """mnist_uno's float ONNX as edgebuild's train stage wrote it (builds the recipe if needed)."""
+    from edgebuild.api import build
+    from edgebuild.engine.store import Cache
+
+    report = build(config, build_dir=build_dir, check_budget=False)
+    key = report.to_dict()["stages"]["train"]["key"]
+    cache = Cache(Path(os.environ.get("EDGEBUILD_CACHE", "cache")))
+    record = cache.read_action(key)
+    return cache.object_dir(record["output_hash"]) / "model.onnx"
+
+
+def network(name: str, build_dir: Path, vectors: int):
+    """(float ONNX ModelProto, NCHW calibration set, NCHW test inputs, test labels, config)."""
+    import onnx
+
+    config = _config(name)
+    from edgebuild.data import load_dataset
+
+    ds = load_dataset(config["dataset"], base_dir=ROOT)
+    calib = ds.x_train[: config["compression"]["quantize"]["calibration_samples"]]
+    if "zoo" in (config.get("model") or {}):
+        from edgebuild.model.zoo import zoo_model
+
+        z = config["model"]["zoo"]
+        model = zoo_model(z["name"], seed=z.get("seed", 0), width=z.get("width", 1.0))
+    else:
+        model = onnx.load(str(_trained_onnx(config, build_dir / "edgebuild" / name)))
+    return model, calib, ds.x_test[:vectors], ds.y_test[:vectors], config
+
+
+def tflite_model(name: str, model, calib: np.ndarray, build_dir: Path) -> Path:
+    """The int8 .tflite of ``model``, cached on the ONNX bytes, calibration data and converter code."""
+    import tensorflow as tf
+
+    from . import models
+
+    digest = hashlib.sha256(model.SerializeToString() + calib.tobytes() + tf.__version__.encode()
+                            + Path(models.__file__).read_bytes()).hexdigest()[:12]
+    path = build_dir / "models" / f"{name}-{digest}.tflite"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        models.convert_int8(models.keras_from_onnx(model), models.to_nhwc(calib), tmp)
+        tmp.rename(path)
+    return path
+
+
+def float_outputs(model, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model.SerializeToString())
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: row[None].astype(np.float32)})[0] for row in x])
+
+
+def tflm_side(name, src, build_dir: Path, tflite: Path, x_nchw: np.ndarray, target: dict, *, jobs: int,
+              build_type: str) -> dict:
+    from edgebuild.sim.qemu import run_qemu
+
+    from . import firmware, models, tflm
+
+    io = models.io_details(tflite)
+    q = models.quantize_inputs(tflite, models.to_nhwc(x_nchw))
+    ref = models.reference_outputs(tflite, q)
+    lib = tflm.build_library(src, build_dir, build_type, jobs)
+    fw_dir = build_dir / "fw" / tflite.stem
+    used = firmware.probe_arena(src, lib, target, tflite, fw_dir, input_size=io["input_size"],
+                                output_size=io["output_size"], sample=q[0], build_type=build_type)
+    hook = build_type != "release"
+    fw = firmware.build_firmware(src, lib, target, tflite, fw_dir / "measured", input_size=io["input_size"],
+                                 output_size=io["output_size"], arena=-(-used // 16) * 16 + ARENA_SLACK,
+                                 layer_hook=hook, build_type=build_type)
+    res = run_qemu(fw["elf"], target=target, inputs=q, output_size=io["output_size"],
+                   workdir=fw_dir / "measured" / "run")
+    size = fw["size"]
+    outputs = np.asarray(res["outputs"], np.int8)
+    return {
+        "instructions": float(np.mean(res["instructions"])),
+        "instructions_min_max": [int(np.min(res["instructions"])), int(np.max(res["instructions"]))],
+        "flash": size["text"] + size["data"], "flash_model": fw["model_bytes"],
+        "flash_runtime": size["text"] + size["data"] - fw["model_bytes"],
+        "ram": size["data"] + size["bss"] + int(res["stack_bytes"]),
+        "arena_used": used, "arena_linked": fw["arena_bytes"], "data": size["data"], "bss": size["bss"],
+        "stack": int(res["stack_bytes"]),
+        "bit_exact_vs_tflite_ref": int((outputs == ref).all(axis=1).sum()), "vectors": len(q),
+        "outputs": outputs, "output_quant": io["output_quant"], "ops": fw["ops"],
+        "layer_instructions": list(res.get("layer_instructions") or []), "elf": str(fw["elf"]),
+    }
+
+
+def edgebuild_build(name: str, config: dict, build_dir: Path) -> dict:
+    """Build the recipe with edgebuild (its own quantisation), figures from its ELF and report."""
+    from edgebuild.api import build
+    from edgebuild.firmware.build import _section_sizes, size_report
+
+    out = build_dir / "edgebuild" / name
+    report = build(config, build_dir=out, check_budget=False).to_dict()
+    size = size_report(_section_sizes(config["target"]["toolchain"]["size"], out / report["artifacts"]["elf"]))
+    weights = sum(m["nbytes"] for m in report["memory_map"] if m["medium"] == "flash")
+    mem = report["memory"]
+    return {
+        "instructions": report["latency"]["instructions"], "flash": size["text"] + size["data"],
+        "flash_model": weights, "flash_runtime": size["text"] + size["data"] - weights,
+        "ram": size["data"] + size["bss"] + mem["sram_stack_bytes"], "stack": mem["sram_stack_bytes"],
+        "bit_exact": report["verify"]["bit_exact"], "verified": report["verify"]["samples"],
+        "accuracy": report["accuracy"], "layers": report["layers"],
+    }
+
+
+def _agreement(kind: str, int8_out: np.ndarray, quant, float_out: np.ndarray, labels) -> dict:
+    scale, zero = quant
+    deq = (int8_out.astype(np.float32) - zero) * scale
+    if kind == "anomaly":
+        rel = np.linalg.norm(deq - float_out, axis=1) / np.maximum(np.linalg.norm(float_out, axis=1), 1e-9)
+        return {"rel_error_vs_float": float(np.mean(rel))}
+    agree = float(np.mean(deq.argmax(1) == float_out.argmax(1)))
+    return {"argmax_agree_float": agree, "accuracy": float(np.mean(deq.argmax(1) == labels))}
+
+
+def run_network(name: str, src, build_dir: Path, *, vectors: int, jobs: int, build_type: str,
+                with_edgebuild: bool = True) -> dict:
+    build_dir = Path(build_dir).resolve()
+    model, calib, x, labels, config = network(name, build_dir, vectors)
+    tflite = tflite_model(name, model, calib, build_dir)
+    kind = config["task"]["kind"]
+    f_out = float_outputs(model, x)
+    t = tflm_side(name, src, build_dir, tflite, x, config["target"], jobs=jobs, build_type=build_type)
+    t.update(_agreement(kind, t["outputs"], t["output_quant"], f_out, labels))
+    row = {"network": name, "tflite": str(tflite), "tflm": t}
+    if with_edgebuild:
+        row["edgebuild"] = edgebuild_build(name, config, build_dir)
+    return row
+
+
+def _ratio(e, t):
+    return f"{e / t:.2f}x" if e and t else "-"
+
+
+def format_row(row: dict) -> str:
+    t = row["tflm"]
+    line = (f"{row['network']}: TFLM {t['instructions']:.0f} instr, flash {t['flash']} "
+            f"(model {t['flash_model']}), RAM {t['ram']} (arena {t['arena_used']}, stack {t['stack']}), "
+            f"bit-exact vs TFLite ref {t['bit_exact_vs_tflite_ref']}/{t['vectors']}")
+    e = row.get("edgebuild")
+    if e:
+        line += (f"; edgebuild {e['instructions']:.0f} instr, flash {e['flash']}, RAM {e['ram']}, "
+                 f"bit-exact {e['bit_exact']}/{e['verified']}")
+    return line
+
+
+def format_table(rows: list[dict], src) -> str:
+    head = ("| network | side | instructions | flash B (model + runtime) | RAM B (stack) | outputs checked | "
+            "float agreement |")
+    lines = [head, "|" + "---|" * 7]
+    for row in rows:
+        t = row["tflm"]
+        agree = (f"argmax {t['argmax_agree_float']:.2f}" if "argmax_agree_float" in t
+                 else f"rel. err {t['rel_error_vs_float']:.3f}")
+        lines.append(f"| {row['network']} | TFLM+CMSIS-NN | {t['instructions']:,.0f} | {t['flash']:,} "
+                     f"({t['flash_model']:,} + {t['flash_runtime']:,}) | {t['ram']:,} ({t['stack']}) | "
+                     f"{t['bit_exact_vs_tflite_ref']}/{t['vectors']} = TFLite ref | {agree} |")
+        e = row.get("edgebuild")
+        if e:
+            acc = e["accuracy"]
+            ea = (f"argmax {acc['onnxruntime_argmax_agreement']:.2f}"
+                  if acc.get("onnxruntime_argmax_agreement") is not None else json.dumps(acc)[:40])
+            lines.append(f"| | edgebuild | {e['instructions']:,.0f} ({_ratio(e['instructions'], t['instructions'])}) "
+                         f"| {e['flash']:,} ({e['flash_model']:,} + {e['flash_runtime']:,}; "
+                         f"{_ratio(e['flash'], t['flash'])}) | {e['ram']:,} ({e['stack']}; "
+                         f"{_ratio(e['ram'], t['ram'])}) | {e['bit_exact']}/{e['verified']} = numpy int8 | {ea} |")
+    revs = src.revisions()
+    lines.append("")
+    lines.append("sources: " + ", ".join(f"{k} {v[:12]}" for k, v in revs.items()))
+    return "\n".join(lines)
