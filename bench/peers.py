@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from edgebuild.errors import EdgebuildError  # noqa: E402
+from edgebuild.errors import BudgetError, EdgebuildError  # noqa: E402
 from peers import compare  # noqa: E402
 
 MODELS = ("ds_cnn", "resnet8", "mobilenet_v1", "fc_autoencoder", "mnist_uno")
@@ -71,6 +71,13 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="parallel compiler processes for the library")
     ap.add_argument("--build-type", default="release", choices=("release", "release_with_logs", "default"),
                     help="TFLM BUILD_TYPE (release_with_logs adds per-operator counts)")
+    ap.add_argument("--generic-kernels", action="store_true",
+                    help="register TFLM's all-type kernels instead of the int8-only ones (Register_*_INT8)")
+    ap.add_argument("--tf-padding", action="store_true",
+                    help="TF 'same' padding for stride-2 convolutions instead of PAD ops (not exactly "
+                         "edgebuild's network; see bench/peers/models.py)")
+    ap.add_argument("--reference-kernels", action="store_true",
+                    help="TFLM's reference kernels instead of CMSIS-NN (a second cached library)")
     ap.add_argument("--no-edgebuild", action="store_true", help="only the TFLM side")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
@@ -88,9 +95,22 @@ def main(argv=None) -> int:
         rows = []
         for name in names:
             t0 = time.perf_counter()
-            row = compare.run_network(name, src, Path(args.build_dir), vectors=args.vectors,
-                                      jobs=args.jobs, build_type=args.build_type,
-                                      with_edgebuild=not args.no_edgebuild)
+            kw = dict(vectors=args.vectors, jobs=args.jobs, build_type=args.build_type,
+                      with_edgebuild=not args.no_edgebuild, int8_only=not args.generic_kernels,
+                      cmsis_nn=not args.reference_kernels)
+            try:
+                row = compare.run_network(name, src, Path(args.build_dir), tf_padding=args.tf_padding, **kw)
+            except BudgetError as err:
+                if args.tf_padding:
+                    raise
+                # The exact network does not fit TFLM on this board: say so, and measure the
+                # TF-padded variant (no PAD ops) instead, marked as such in the table.
+                print(f"{name}: {err}", flush=True)
+                try:
+                    row = compare.run_network(name, src, Path(args.build_dir), tf_padding=True, **kw)
+                    row["exact_padding_error"] = str(err).splitlines()[0]
+                except BudgetError as err2:
+                    row = {"network": name, "error": str(err2).splitlines()[0]}
             row["seconds"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
             print(compare.format_row(row), flush=True)

@@ -55,19 +55,19 @@ def network(name: str, build_dir: Path, vectors: int):
     return model, calib, ds.x_test[:vectors], ds.y_test[:vectors], config
 
 
-def tflite_model(name: str, model, calib: np.ndarray, build_dir: Path) -> Path:
+def tflite_model(name: str, model, calib: np.ndarray, build_dir: Path, tf_padding: bool = False) -> Path:
     """The int8 .tflite of ``model``, cached on the ONNX bytes, calibration data and converter code."""
     import tensorflow as tf
 
     from . import models
 
     digest = hashlib.sha256(model.SerializeToString() + calib.tobytes() + tf.__version__.encode()
-                            + Path(models.__file__).read_bytes()).hexdigest()[:12]
+                            + Path(models.__file__).read_bytes() + bytes([tf_padding])).hexdigest()[:12]
     path = build_dir / "models" / f"{name}-{digest}.tflite"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        models.convert_int8(models.keras_from_onnx(model), models.to_nhwc(calib), tmp)
+        models.convert_int8(models.keras_from_onnx(model, tf_padding), models.to_nhwc(calib), tmp)
         tmp.rename(path)
     return path
 
@@ -80,8 +80,51 @@ def float_outputs(model, x: np.ndarray) -> np.ndarray:
     return np.concatenate([sess.run(None, {name: row[None].astype(np.float32)})[0] for row in x])
 
 
+def _runs(fw: dict, target: dict, x: np.ndarray, output_size: int, workdir: Path) -> bool:
+    from edgebuild.errors import VerificationError
+    from edgebuild.sim.qemu import run_qemu
+
+    try:
+        run_qemu(fw["elf"], target=target, inputs=x, output_size=output_size, workdir=workdir,
+                 timeout_s=120)
+        return True
+    except VerificationError:
+        return False
+
+
+def smallest_arena(build, target: dict, x: np.ndarray, output_size: int, start: int, workdir: Path) -> int:
+    """The smallest arena (16-byte steps) with which the firmware allocates and runs ``x``.
+
+    arena_used_bytes() + 16 is not always enough: AllocateTensors() needs temporary space at the
+    arena's tail while it prepares the operators, which arena_used_bytes() no longer counts."""
+    from edgebuild.errors import BudgetError
+
+    if _runs(build(start), target, x, output_size, workdir):
+        return start
+    lo, step = start, 256
+    while True:
+        hi = lo + step
+        try:
+            fw = build(hi)
+        except BudgetError:
+            raise BudgetError(f"TFLM's arena needs more than {lo} B, and {hi} B does not fit the "
+                              "board's SRAM beside the harness", shortfalls={"sram": None},
+                              file=f"targets/{target['name']}.yaml", field="memories.sram.size",
+                              fix="a board with more SRAM, or a smaller model") from None
+        if _runs(fw, target, x, output_size, workdir):
+            break
+        lo, step = hi, step * 2
+    while hi - lo > 16:
+        mid = (lo + hi) // 32 * 16
+        if _runs(build(mid), target, x, output_size, workdir):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def tflm_side(name, src, build_dir: Path, tflite: Path, x_nchw: np.ndarray, target: dict, *, jobs: int,
-              build_type: str) -> dict:
+              build_type: str, int8_only: bool = True, cmsis_nn: bool = True) -> dict:
     from edgebuild.sim.qemu import run_qemu
 
     from . import firmware, models, tflm
@@ -89,14 +132,22 @@ def tflm_side(name, src, build_dir: Path, tflite: Path, x_nchw: np.ndarray, targ
     io = models.io_details(tflite)
     q = models.quantize_inputs(tflite, models.to_nhwc(x_nchw))
     ref = models.reference_outputs(tflite, q)
-    lib = tflm.build_library(src, build_dir, build_type, jobs)
-    fw_dir = build_dir / "fw" / tflite.stem
+    lib = tflm.build_library(src, build_dir, build_type, jobs, cmsis_nn=cmsis_nn)
+    fw_dir = (build_dir / "fw" / f"{tflite.stem}-{build_type}{'' if int8_only else '-generic'}"
+              f"{'' if cmsis_nn else '-ref'}")
     used = firmware.probe_arena(src, lib, target, tflite, fw_dir, input_size=io["input_size"],
-                                output_size=io["output_size"], sample=q[0], build_type=build_type)
+                                output_size=io["output_size"], build_type=build_type,
+                                int8_only=int8_only, cmsis_nn=cmsis_nn)
     hook = build_type != "release"
-    fw = firmware.build_firmware(src, lib, target, tflite, fw_dir / "measured", input_size=io["input_size"],
-                                 output_size=io["output_size"], arena=-(-used // 16) * 16 + ARENA_SLACK,
-                                 layer_hook=hook, build_type=build_type)
+
+    def build(arena: int) -> dict:
+        return firmware.build_firmware(src, lib, target, tflite, fw_dir / "measured", input_size=io["input_size"],
+                                       output_size=io["output_size"], arena=arena, layer_hook=hook,
+                                       build_type=build_type, int8_only=int8_only, cmsis_nn=cmsis_nn)
+
+    arena = smallest_arena(build, target, q[:1], io["output_size"], -(-used // 16) * 16 + ARENA_SLACK,
+                           fw_dir / "search")
+    fw = build(arena)
     res = run_qemu(fw["elf"], target=target, inputs=q, output_size=io["output_size"],
                    workdir=fw_dir / "measured" / "run")
     size = fw["size"]
@@ -110,6 +161,8 @@ def tflm_side(name, src, build_dir: Path, tflite: Path, x_nchw: np.ndarray, targ
         "arena_used": used, "arena_linked": fw["arena_bytes"], "data": size["data"], "bss": size["bss"],
         "stack": int(res["stack_bytes"]),
         "bit_exact_vs_tflite_ref": int((outputs == ref).all(axis=1).sum()), "vectors": len(q),
+        "max_abs_diff_vs_tflite_ref": int(np.abs(outputs.astype(int) - ref).max()),
+        "differing_bytes_vs_tflite_ref": int((outputs != ref).sum()),
         "outputs": outputs, "output_quant": io["output_quant"], "ops": fw["ops"],
         "layer_instructions": list(res.get("layer_instructions") or []), "elf": str(fw["elf"]),
     }
@@ -145,15 +198,18 @@ def _agreement(kind: str, int8_out: np.ndarray, quant, float_out: np.ndarray, la
 
 
 def run_network(name: str, src, build_dir: Path, *, vectors: int, jobs: int, build_type: str,
-                with_edgebuild: bool = True) -> dict:
+                with_edgebuild: bool = True, int8_only: bool = True, tf_padding: bool = False,
+                cmsis_nn: bool = True) -> dict:
     build_dir = Path(build_dir).resolve()
     model, calib, x, labels, config = network(name, build_dir, vectors)
-    tflite = tflite_model(name, model, calib, build_dir)
+    tflite = tflite_model(name, model, calib, build_dir, tf_padding)
     kind = config["task"]["kind"]
     f_out = float_outputs(model, x)
-    t = tflm_side(name, src, build_dir, tflite, x, config["target"], jobs=jobs, build_type=build_type)
+    t = tflm_side(name, src, build_dir, tflite, x, config["target"], jobs=jobs, build_type=build_type,
+                  int8_only=int8_only, cmsis_nn=cmsis_nn)
     t.update(_agreement(kind, t["outputs"], t["output_quant"], f_out, labels))
-    row = {"network": name, "tflite": str(tflite), "tflm": t}
+    row = {"network": name + (" (TF padding)" if tf_padding else ""), "tflite": str(tflite), "tflm": t,
+           "kernels": "cmsis_nn" if cmsis_nn else "reference"}
     if with_edgebuild:
         row["edgebuild"] = edgebuild_build(name, config, build_dir)
     return row
@@ -164,10 +220,13 @@ def _ratio(e, t):
 
 
 def format_row(row: dict) -> str:
+    if "error" in row:
+        return f"{row['network']}: TFLM does not fit: {row['error']}"
     t = row["tflm"]
     line = (f"{row['network']}: TFLM {t['instructions']:.0f} instr, flash {t['flash']} "
-            f"(model {t['flash_model']}), RAM {t['ram']} (arena {t['arena_used']}, stack {t['stack']}), "
-            f"bit-exact vs TFLite ref {t['bit_exact_vs_tflite_ref']}/{t['vectors']}")
+            f"(model {t['flash_model']}), RAM {t['ram']} (arena used {t['arena_used']}, linked {t['arena_linked']}, "
+            f"stack {t['stack']}), bit-exact vs TFLite ref {t['bit_exact_vs_tflite_ref']}/{t['vectors']} "
+            f"(max |diff| {t['max_abs_diff_vs_tflite_ref']}, {t['differing_bytes_vs_tflite_ref']} bytes)")
     e = row.get("edgebuild")
     if e:
         line += (f"; edgebuild {e['instructions']:.0f} instr, flash {e['flash']}, RAM {e['ram']}, "
@@ -180,10 +239,14 @@ def format_table(rows: list[dict], src) -> str:
             "float agreement |")
     lines = [head, "|" + "---|" * 7]
     for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['network']} | TFLM | does not fit: {row['error']} | | | | |")
+            continue
         t = row["tflm"]
         agree = (f"argmax {t['argmax_agree_float']:.2f}" if "argmax_agree_float" in t
                  else f"rel. err {t['rel_error_vs_float']:.3f}")
-        lines.append(f"| {row['network']} | TFLM+CMSIS-NN | {t['instructions']:,.0f} | {t['flash']:,} "
+        side = "TFLM+CMSIS-NN" if row["kernels"] == "cmsis_nn" else "TFLM (reference kernels)"
+        lines.append(f"| {row['network']} | {side} | {t['instructions']:,.0f} | {t['flash']:,} "
                      f"({t['flash_model']:,} + {t['flash_runtime']:,}) | {t['ram']:,} ({t['stack']}) | "
                      f"{t['bit_exact_vs_tflite_ref']}/{t['vectors']} = TFLite ref | {agree} |")
         e = row.get("edgebuild")

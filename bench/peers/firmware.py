@@ -7,7 +7,7 @@ generated from the target file (edgebuild.firmware.arm.generate), the device har
 drive it. What is TFLM's: the interpreter and kernels (bench/peers/tflm.py) and peers_main.cc,
 whose model_run() copies the input into the input tensor, calls Invoke() and copies the output.
 
-The arena is sized from a probe: a first firmware with a large arena whose 4-byte output is
+The arena is sized from a probe: a first firmware with the largest arena SRAM leaves, whose 4-byte output is
 ``interpreter.arena_used_bytes()`` after one inference; the measured firmware then gets
 arena_used_bytes() + 16 (TFLM's advice for the arena's alignment).
 """
@@ -20,16 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebuild.errors import ToolchainError
+from edgebuild.errors import BudgetError, ToolchainError
 from edgebuild.firmware import arm
-from edgebuild.firmware.build import (DEVICE_HARNESS, HARNESS_DIR, _section_sizes, nm_tool,
-                                      size_report, symbol_sizes)
+from edgebuild.firmware.build import (DEVICE_HARNESS, HARNESS_DIR, _linker_budget_error,
+                                      _section_sizes, nm_tool, size_report, symbol_sizes)
 
 from . import tflm
 from .sources import Sources
 
 HERE = Path(__file__).parent
-PROBE_ARENA = 112 * 1024
+# SRAM the probe leaves to everything but its arena: the harness' input/output buffers, the
+# interpreter's statics and the stack the linker script keeps free.
+PROBE_RESERVE = 8192
 MODEL_SYMBOL = "peers_model_data"
 ARENA_SYMBOL = "tensor_arena"
 
@@ -68,6 +70,19 @@ def resolver_method(op_name: str) -> str:
                            for part in op_name.split("_"))
 
 
+def registrations(src: Sources, ops: list[str], int8_only: bool = True) -> list[str]:
+    """The resolver calls for ``ops``: ``AddConv2D(tflite::Register_CONV_2D_INT8())`` where TFLM's
+    kernel headers declare an int8-only registration (what a deployment of a full-int8 model
+    uses: the kernels of the other types are not linked), ``AddMean()`` otherwise."""
+    headers = "".join(p.read_text() for p in sorted((src.tflm / "tensorflow/lite/micro/kernels").glob("*.h")))
+    calls = []
+    for op in sorted(set(ops)):
+        int8 = f"Register_{op}_INT8()"
+        arg = f"tflite::{int8}" if int8_only and int8 in headers else ""
+        calls.append(f"{resolver_method(op)}({arg})")
+    return calls
+
+
 def model_ops(tflite_path: Path) -> list[str]:
     """The builtin op names of the model's operators, in execution order."""
     from ai_edge_litert.interpreter import Interpreter
@@ -84,7 +99,8 @@ def _run(cmd: list[str], what: str) -> None:
 
 def build_firmware(src: Sources, lib: Path, target: dict, tflite_path: Path, out_dir: Path, *,
                    input_size: int, output_size: int, arena: int, probe: bool = False,
-                   layer_hook: bool = False, build_type: str = "release") -> dict:
+                   layer_hook: bool = False, build_type: str = "release", int8_only: bool = True,
+                   cmsis_nn: bool = True) -> dict:
     """Compile and link the firmware for ``tflite_path`` into ``out_dir``.
 
     Returns {elf, size (edgebuild.firmware.build.size_report), symbols, model_bytes,
@@ -95,11 +111,11 @@ def build_firmware(src: Sources, lib: Path, target: dict, tflite_path: Path, out
     gen = out_dir / "gen"
     gen.mkdir(parents=True)
     ops = model_ops(tflite_path)
-    methods = sorted(set(resolver_method(o) for o in ops))
+    calls = registrations(src, ops, int8_only)
     (gen / "edgebuild_model.h").write_text(MODEL_H.format(
-        inp=input_size, out=4 if probe else output_size, layers=len(ops)))
+        inp=1 if probe else input_size, out=4 if probe else output_size, layers=len(ops)))
     (gen / "peers_model.h").write_text(PEERS_H.format(
-        arena=arena, n_ops=len(methods), ops=" ".join(f"X({m})" for m in methods)))
+        arena=arena, n_ops=len(calls), ops=" ".join(f"X({c})" for c in calls)))
     model_s = gen / "model.S"
     model_s.write_text(MODEL_S.format(sym=MODEL_SYMBOL, path=Path(tflite_path).resolve()))
     board = arm.generate(target, gen)
@@ -117,7 +133,7 @@ def build_firmware(src: Sources, lib: Path, target: dict, tflite_path: Path, out
                          (board["sources"][0], "c"), (model_s, "asm")):
         obj = out_dir / (Path(source).stem + ".o")
         if kind == "cxx":
-            cmd = [tflm.CXX, *tflm.CXX_FLAGS, *tflm.compile_flags(src, build_type), tflm.KERNEL_OPT]
+            cmd = [tflm.CXX, *tflm.CXX_FLAGS, *tflm.compile_flags(src, build_type, cmsis_nn), tflm.KERNEL_OPT]
         else:
             cmd = [tflm.CC, *cflags]
             if Path(source).name == "arm_main.c":
@@ -126,8 +142,16 @@ def build_firmware(src: Sources, lib: Path, target: dict, tflite_path: Path, out
         objs.append(str(obj))
     elf = out_dir / "peers.elf"
     ldflags = [f for f in toolchain["ldflags"]] + board["ldflags"]
-    _run([tflm.CXX, *ldflags, "-o", str(elf), *objs, str(lib), "-lm",
-          f"-Wl,-Map={out_dir / 'peers.map'}"], f"linking {elf}")
+    link = subprocess.run([tflm.CXX, *ldflags, "-o", str(elf), *objs, str(lib), "-lm",
+                           f"-Wl,-Map={out_dir / 'peers.map'}"], capture_output=True, text=True)
+    if link.returncode != 0:
+        over = _linker_budget_error(target, link.stdout + link.stderr, f"TFLM {Path(tflite_path).name}")
+        if over is not None:
+            over.args = (f"{over.args[0]} (TFLM's arena {arena} B, the harness' input buffer "
+                         f"{input_size} B)",)
+            raise over
+        raise ToolchainError(f"linking {elf} failed:\n{(link.stdout + link.stderr)[-4000:]}",
+                             fix="check the TFLM/CMSIS-NN checkouts (docs/peers.md)")
     size = size_report(_section_sizes(toolchain["size"], elf))
     nm = nm_tool({"size": toolchain["size"], **({"nm": toolchain["nm"]} if toolchain.get("nm") else {})})
     symbols = symbol_sizes(nm, elf)
@@ -137,13 +161,26 @@ def build_firmware(src: Sources, lib: Path, target: dict, tflite_path: Path, out
             "arena_bytes": arena_bytes, "ops": ops}
 
 
-def probe_arena(src, lib, target, tflite_path, out_dir, *, input_size, output_size, sample,
-                build_type="release") -> int:
-    """arena_used_bytes() after one inference, from the probe firmware run in QEMU."""
+def probe_arena(src, lib, target, tflite_path, out_dir, *, input_size, output_size,
+                build_type="release", int8_only=True, cmsis_nn=True) -> int:
+    """arena_used_bytes() after AllocateTensors() and one Invoke() (on the zeros the input tensor
+    starts with: the arena plan does not depend on the values), from the probe firmware in QEMU."""
     from edgebuild.sim.qemu import run_qemu
 
     fw = build_firmware(src, lib, target, tflite_path, Path(out_dir) / "probe", input_size=input_size,
-                        output_size=output_size, arena=PROBE_ARENA, probe=True, build_type=build_type)
-    res = run_qemu(fw["elf"], target=target, inputs=np.asarray(sample, np.int8).reshape(1, -1),
-                   output_size=4, workdir=Path(out_dir) / "probe")
-    return int(np.asarray(res["outputs"][0], np.int8).view("<u4")[0])
+                        output_size=output_size, probe=True,
+                        arena=(target["memories"]["sram"]["size"] - PROBE_RESERVE) // 16 * 16, build_type=build_type,
+                        int8_only=int8_only, cmsis_nn=cmsis_nn)
+    res = run_qemu(fw["elf"], target=target, inputs=np.zeros((1, 1), np.int8), output_size=4,
+                   workdir=Path(out_dir) / "probe")
+    used = int(np.asarray(res["outputs"][0], np.int8).view("<u4")[0])
+    if used == 0xFFFFFFFF:
+        arena = fw["arena_bytes"]
+        raise BudgetError(f"TFLM cannot allocate the tensors of {Path(tflite_path).name} in the "
+                          f"{arena} bytes of arena the board's SRAM leaves beside the harness "
+                          "(already without the harness' input buffer)",
+                          shortfalls={"sram": None}, file=f"targets/{target['name']}.yaml",
+                          field="memories.sram.size",
+                          fix="a board with more SRAM, or a smaller model (for the zoo networks: "
+                              "--tf-padding avoids the PAD ops of ONNX's symmetric stride-2 padding)")
+    return used

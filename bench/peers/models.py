@@ -26,8 +26,12 @@ def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def keras_from_onnx(onnx_model):
+def keras_from_onnx(onnx_model, tf_padding: bool = False):
     """A Keras model (NHWC) computing the ONNX graph (NCHW) ``onnx_model``, same weights.
+
+    ``tf_padding`` uses 'same' wherever it gives the ONNX output size even though it splits the
+    padding differently (stride 2 on even sizes: TF pads bottom/right only, ONNX both sides), as
+    the MLPerf Tiny Keras references do: no PAD ops, but not exactly the ONNX network.
 
     Covers the ops of edgebuild.model.zoo and the trained mnist models: Conv (group 1 or
     depthwise), BatchNormalization, Relu, Add, GlobalAveragePool, MaxPool, Flatten, Gemm/MatMul."""
@@ -55,7 +59,8 @@ def keras_from_onnx(onnx_model):
             s = tuple(attrs.get("strides", (1, 1)))
             pads = list(attrs.get("pads", (0, 0, 0, 0)))
             h, wd = x.shape[1], x.shape[2]
-            same = all(_same_pads(n, kk, ss)[0] == p0 and -(-n // ss) == (n + p0 + p1 - kk) // ss + 1
+            same = all((tf_padding or _same_pads(n, kk, ss)[0] == p0)
+                       and -(-n // ss) == (n + p0 + p1 - kk) // ss + 1
                        for n, kk, ss, p0, p1 in ((h, k[0], s[0], pads[0], pads[2]),
                                                  (wd, k[1], s[1], pads[1], pads[3])))
             padding = "same"

@@ -61,12 +61,14 @@ def include_dirs(src: Sources) -> list[Path]:
             src.cmsis / "CMSIS/Core/Include", src.cmsis_nn, src.cmsis_nn / "Include"]
 
 
-def compile_flags(src: Sources, build_type: str) -> list[str]:
-    """Flags shared by the library and the firmware's C++ file (without the -O level)."""
-    return ARCH_FLAGS + COMMON_FLAGS + BUILD_TYPES[build_type] + [f"-I{d}" for d in include_dirs(src)]
+def compile_flags(src: Sources, build_type: str, cmsis_nn: bool = True) -> list[str]:
+    """Flags shared by the library and the firmware's C++ file (without the -O level).
+    ``cmsis_nn`` False: TFLM's reference kernels only (no OPTIMIZED_KERNEL_DIR)."""
+    common = COMMON_FLAGS if cmsis_nn else [f for f in COMMON_FLAGS if f != "-DCMSIS_NN"]
+    return ARCH_FLAGS + common + BUILD_TYPES[build_type] + [f"-I{d}" for d in include_dirs(src)]
 
 
-def source_files(src: Sources) -> list[tuple[Path, str]]:
+def source_files(src: Sources, cmsis_nn: bool = True) -> list[tuple[Path, str]]:
     """(file, optimisation level) of every library source, in a fixed order."""
     micro = src.tflm / "tensorflow/lite/micro"
     core = [f for d in ("", "arena_allocator", "memory_planner", "tflite_bridge")
@@ -81,13 +83,14 @@ def source_files(src: Sources) -> list[tuple[Path, str]]:
     kdir = micro / "kernels"
     for op in KERNEL_OPS:
         optimised = kdir / "cmsis_nn" / f"{op}.cc"
-        kernels.append(optimised if optimised.is_file() else kdir / f"{op}.cc")
+        kernels.append(optimised if cmsis_nn and optimised.is_file() else kdir / f"{op}.cc")
         common = kdir / f"{op}_common.cc"
         if common.is_file():
             kernels.append(common)
     kernels += [kdir / f"{name}.cc" for name in KERNEL_SHARED]
     cmsis_nn = sorted(p for p in (src.cmsis_nn / "Source").rglob("*.c")
-                      if not p.name.endswith(("_f16.c", "_f32.c")) and p.name != "arm_nntables_flt.c")
+                      if cmsis_nn and not p.name.endswith(("_f16.c", "_f32.c"))
+                      and p.name != "arm_nntables_flt.c")
     return ([(f, CORE_OPT) for f in core + shared] + [(f, KERNEL_OPT) for f in kernels]
             + [(f, KERNEL_OPT) for f in cmsis_nn])
 
@@ -101,17 +104,17 @@ def _check_tools() -> None:
 
 
 def build_library(src: Sources, build_dir: Path, build_type: str = "release", jobs: int = 2,
-                  log=print) -> Path:
+                  log=print, cmsis_nn: bool = True) -> Path:
     """Path of libtflm.a for ``src`` and ``build_type`` (built once, then taken from the cache)."""
     _check_tools()
-    files = source_files(src)
-    flags = compile_flags(src, build_type)
+    files = source_files(src, cmsis_nn)
+    flags = compile_flags(src, build_type, cmsis_nn)
     key_data = {"revisions": src.revisions(), "build_type": build_type, "flags": flags,
                 "cxx": CXX_FLAGS, "c": C_FLAGS,
                 "files": [(str(f.relative_to(_root(src, f))), opt) for f, opt in files],
                 "gcc": subprocess.run([CXX, "--version"], capture_output=True, text=True).stdout}
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]
-    out = Path(build_dir) / f"tflm-{build_type}-{key}"
+    out = Path(build_dir) / f"tflm-{build_type}{'' if cmsis_nn else '-ref'}-{key}"
     lib = out / "libtflm.a"
     if lib.is_file():
         return lib
@@ -135,7 +138,7 @@ def build_library(src: Sources, build_dir: Path, build_type: str = "release", jo
         tmp.rename(obj)
         return obj
 
-    log(f"building TFLM + CMSIS-NN ({len(files)} files, {build_type}, -j{jobs}) into {out}")
+    log(f"building TFLM{' + CMSIS-NN' if cmsis_nn else ' (reference kernels)'} ({len(files)} files, {build_type}, -j{jobs}) into {out}")
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         objs = list(pool.map(compile_one, files))
     tmp_lib = out / "libtflm.a.tmp"
