@@ -119,6 +119,11 @@ def main(argv=None) -> int:
         return 2
     print()
     print(compare.format_table(rows, src))
+    for row in rows:
+        layers = compare.format_layers(row)
+        if layers:
+            print()
+            print(layers)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
     return 0

@@ -17,11 +17,12 @@ RECIPES = {"ds_cnn": ("recipes/kws_m4.yaml", []), "resnet8": ("recipes/resnet8_m
 ARENA_SLACK = 16   # TFLM: "the optimal arena size would be arena_used_bytes() + 16"
 
 
-def _config(name: str) -> dict:
+def _config(name: str, vectors: int) -> dict:
+    """The recipe of ``name``; edgebuild verifies ``vectors`` samples on QEMU (as many as TFLM)."""
     from edgebuild.api import load_recipe
 
     recipe, overrides = RECIPES[name]
-    return load_recipe(ROOT / recipe, overrides)
+    return load_recipe(ROOT / recipe, [*overrides, f"verify.samples={vectors}"])
 
 
 def _trained_onnx(config: dict, build_dir: Path) -> Path:
@@ -30,7 +31,7 @@ def _trained_onnx(config: dict, build_dir: Path) -> Path:
     from edgebuild.engine.store import Cache
 
     report = build(config, build_dir=build_dir, check_budget=False)
-    key = report.to_dict()["stages"]["train"]["key"]
+    key = report.stages["train"].key
     cache = Cache(Path(os.environ.get("EDGEBUILD_CACHE", "cache")))
     record = cache.read_action(key)
     return cache.object_dir(record["output_hash"]) / "model.onnx"
@@ -40,7 +41,7 @@ def network(name: str, build_dir: Path, vectors: int):
     """(float ONNX ModelProto, NCHW calibration set, NCHW test inputs, test labels, config)."""
     import onnx
 
-    config = _config(name)
+    config = _config(name, vectors)
     from edgebuild.data import load_dataset
 
     ds = load_dataset(config["dataset"], base_dir=ROOT)
@@ -174,7 +175,7 @@ def edgebuild_build(name: str, config: dict, build_dir: Path) -> dict:
     from edgebuild.firmware.build import _section_sizes, size_report
 
     out = build_dir / "edgebuild" / name
-    report = build(config, build_dir=out, check_budget=False).to_dict()
+    report = build(config, build_dir=out, check_budget=False).data
     size = size_report(_section_sizes(config["target"]["toolchain"]["size"], out / report["artifacts"]["elf"]))
     weights = sum(m["nbytes"] for m in report["memory_map"] if m["medium"] == "flash")
     mem = report["memory"]
@@ -232,6 +233,24 @@ def format_row(row: dict) -> str:
         line += (f"; edgebuild {e['instructions']:.0f} instr, flash {e['flash']}, RAM {e['ram']}, "
                  f"bit-exact {e['bit_exact']}/{e['verified']}")
     return line
+
+
+def format_layers(row: dict) -> str:
+    """Per-layer instructions of both sides (TFLM's need --build-type release_with_logs: its
+    per-operator profiler events call the harness' layer hook)."""
+    t, e = row.get("tflm") or {}, row.get("edgebuild") or {}
+    tl = list(zip(t.get("ops") or [], t.get("layer_instructions") or []))
+    el = [(f"{l['name']} ({l['op']})", l.get("cycles")) for l in e.get("layers") or []]
+    if not tl and not el:
+        return ""
+    lines = [f"per layer, {row['network']}: | # | TFLM op | instructions | edgebuild layer | instructions |",
+             "|---|---|---|---|---|"]
+    for i in range(max(len(tl), len(el))):
+        op, n = tl[i] if i < len(tl) else ("", None)
+        name, c = el[i] if i < len(el) else ("", None)
+        lines.append(f"| {i} | {op} | {'' if n is None else f'{n:,.0f}'} | {name} | "
+                     f"{'' if c is None else f'{c:,.0f}'} |")
+    return "\n".join(lines)
 
 
 def format_table(rows: list[dict], src) -> str:
