@@ -46,7 +46,7 @@ def network(name: str, build_dir: Path, vectors: int):
 
     ds = load_dataset(config["dataset"], base_dir=ROOT)
     calib = ds.x_train[: config["compression"]["quantize"]["calibration_samples"]]
-    if "zoo" in (config.get("model") or {}):
+    if (config.get("model") or {}).get("zoo"):
         from edgebuild.model.zoo import zoo_model
 
         z = config["model"]["zoo"]
