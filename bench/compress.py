@@ -2,7 +2,7 @@
 """Compression figures for LeNet-5 on mnist5k, and the Uno cycle-model calibration.
 
     python bench/compress.py methods [--quick]     # weight-count and flash reduction per method at <= 1 point
-    python bench/compress.py calibrate RECIPE:BUILD_DIR ...   # fit targets/uno.yaml energy.cycle_model
+    python bench/compress.py calibrate RECIPE:BUILD_DIR ...   # fit a target's energy.cycle_model
     python bench/compress.py kernels               # conv_sparse cycle model from simavr runs of sparse convs
 
 methods: trains LeNet-5 (28x28, 61,706 parameters) with the numpy trainer, then for each method
@@ -176,7 +176,7 @@ def _methods(quick: bool) -> int:
     return 0
 
 
-def _calibrate(pairs: list[str]) -> int:
+def _calibrate(pairs: list[str], only: list[str] | None = None) -> int:
     from edgebuild.compress.budget import net_graph
     from edgebuild.config import load_recipe
     from edgebuild.data import load_dataset
@@ -188,8 +188,19 @@ def _calibrate(pairs: list[str]) -> int:
     for pair in pairs:
         recipe, build = pair.split(":")
         spec = load_recipe(recipe)          # composed: dataset defaults filled in
-        shape = load_dataset(spec["dataset"], base_dir=Path(recipe).resolve().parent).x_train.shape[1:]
-        graph = net_graph(build_net(spec["model"]["train"]["arch"], shape))
+        if spec["model"].get("zoo"):        # a generated reference network: its optimised graph
+            import tempfile
+
+            from edgebuild.model import load, optimise
+            from edgebuild.model.zoo import write_zoo
+
+            zoo = spec["model"]["zoo"]
+            with tempfile.TemporaryDirectory() as tmp:
+                graph = optimise(load(write_zoo(zoo["name"], Path(tmp) / "zoo.onnx", seed=zoo.get("seed", 0),
+                                                width=zoo.get("width", 1.0))))
+        else:
+            shape = load_dataset(spec["dataset"], base_dir=Path(recipe).resolve().parent).x_train.shape[1:]
+            graph = net_graph(build_net(spec["model"]["train"]["arch"], shape))
         costs = {c.name: c for c in layer_costs(graph)}
         weights = {lay["name"]: lay["w"] for lay in lower(graph)[0] if "w" in lay}
         report = json.loads((Path(build) / "report.json").read_text())
@@ -206,6 +217,13 @@ def _calibrate(pairs: list[str]) -> int:
                 c.kind, c.features = "conv_sparse", sparse_conv_features(c.features, nonzeros, w.shape[0])
         runs[f"{spec['name']}@{Path(build).name}"] = [(costs[l["name"]].kind, costs[l["name"]].features,
                                                        l["cycles"], l["name"]) for l in report["layers"]]
+    # --only KIND=f1,f2: fit KIND on those features alone (another backend's kernels leave the
+    # rest meaningless, e.g. the AVR pad-copy and patch features on the Cortex-M4)
+    keep = {k: set(f.split(",")) for k, f in (o.split("=") for o in only or [])}
+    for v in runs.values():
+        for i, (kind, feats, cycles, layer) in enumerate(v):
+            if kind in keep:
+                v[i] = (kind, {n: x for n, x in feats.items() if n in keep[kind]}, cycles, layer)
     model = fit_cycle_model([s[:3] for v in runs.values() for s in v])
     print("cycle_model fitted on all builds:\n  " + json.dumps(model))
     print(f"{'build':<28}{'layer':<8}{'measured':>12}{'fit (all)':>12}{'err':>8}{'held out':>12}{'err':>8}")
@@ -304,11 +322,12 @@ def main() -> int:
     m.add_argument("--quick", action="store_true", help="two settings per method")
     c = sub.add_parser("calibrate", help="fit the cycle model from builds")
     c.add_argument("pairs", nargs="+", help="RECIPE.yaml:BUILD_DIR")
+    c.add_argument("--only", action="append", metavar="KIND=F1,F2", help="fit KIND on these features only")
     sub.add_parser("kernels", help="fit the conv_sparse cycle model from simavr runs")
     args = ap.parse_args()
     if args.cmd == "kernels":
         return _kernels()
-    return _methods(args.quick) if args.cmd == "methods" else _calibrate(args.pairs)
+    return _methods(args.quick) if args.cmd == "methods" else _calibrate(args.pairs, args.only)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,11 @@ class Energy(_Strict):
                            "zero-point-padded static buffer (AVR, up to "
                            "edgebuild.codegen.generator.PAD_SCRATCH_MAX bytes); the compress stage "
                            "counts that buffer in its SRAM estimate.")
+    dsp_scratch: bool = Field(
+        False, description="The codegen backend is the Cortex-M4 one, whose SMLAD kernels keep static "
+                           "scratch buffers (im2col columns, a padded depthwise plane, pooled maxima: "
+                           "edgebuild.codegen.generator.arm_scratch_bytes); the compress stage counts "
+                           "them in its SRAM estimate.")
     cycle_model_error: float = Field(
         0.0, ge=0, lt=1, description="Relative error of the cycle model on a whole model seen in calibration; "
                                      "the multi-target search aims this far under latency and energy "

@@ -137,6 +137,97 @@ def _pad_geometry(d: dict, size: int) -> None:
     d.update(H=hp, W=wp, HW=hp * wp, PT=0, PL=0, OY0=0, OY1=d["OH"], OX0=0, OX1=d["OW"])
 
 
+# Largest zero-point-padded input plane (bytes, static SRAM) the arm depthwise 3x3 kernel copies
+# one channel at a time into; bigger planes take the im2col kernel.
+DW_PAD_MAX = 4096
+
+
+def arm_variant(lay: dict, sparse: bool = False) -> str | None:
+    """The Cortex-M4 DSP kernel of a lowered/quantised layer (templates/arm_kernels.c.j2):
+    "dw3" (depthwise 3x3, stride 1 or 2, no dilation or fused pool), "im2col" (any other conv),
+    "dense", or None (sparse-stored weights and the other kinds keep the portable kernels)."""
+    if sparse or lay["kind"] not in ("conv", "dense"):
+        return None
+    if lay["kind"] == "dense":
+        return "dense"
+    a = lay["attrs"]
+    c = lay["in_shapes"][0][0]
+    if (c // a["groups"] == 1 and tuple(a["kernel"]) == (3, 3) and tuple(a["dilations"]) == (1, 1)
+            and a["strides"][0] == a["strides"][1] in (1, 2) and "pool" not in a
+            and _dw_plane(lay)[2] <= DW_PAD_MAX):
+        return "dw3"
+    return "im2col"
+
+
+def _dw_plane(lay: dict) -> tuple[int, int, int]:
+    """(HP, WP, bytes) of the zero-point-padded input plane of a depthwise 3x3 conv (bytes 0 when
+    the kernel reads the input in place: every window inside it and an even output width). An
+    odd last output is computed as a pair too, so the copy then extends to its partner's taps."""
+    a = lay["attrs"]
+    _, h, w = lay["in_shapes"][0]
+    oh, ow = a.get("conv_out", lay["out_shape"][1:])
+    (kh, kw), (sh, sw), pads = a["kernel"], a["strides"], a["pads"]
+    if (ow % 2 == 0 and _interior(h, oh, kh, sh, 1, pads[0]) == (0, oh)
+            and _interior(w, ow, kw, sw, 1, pads[1]) == (0, ow)):
+        return h, w, 0
+    hp = _padded_extent(h, oh, kh, sh, 1, pads[0])
+    wp = _padded_extent(w, ow, kw, sw, 1, pads[1])
+    if ow % 2:
+        wp = max(wp, sw * (ow - 1) + 4 + (sw == 2))
+    return hp, wp, hp * wp
+
+
+def arm_weight_order(w: np.ndarray, extra_rows: int = 0, pairs: bool = True) -> np.ndarray:
+    """Weights of an arm SMLAD kernel as stored, (rows + extra_rows, k rounded up to 4): per
+    output row (the other axes flattened) zero-padded to a multiple of 4; with ``pairs`` (the
+    im2col convs, whose int16 columns are in natural order) every 4-group as w0 w2 w1 w3, so
+    SXTB16 and SXTB16 ROR #8 of its word give the halfword pairs (w0, w1) and (w2, w3) (the dense
+    kernel unpacks its int8 input the same way, so keeps the order); ``extra_rows`` zero rows
+    follow, so the kernel's last block of 2 or 4 rows reads inside the table."""
+    rows = w.reshape(w.shape[0], -1)
+    k4 = -(-rows.shape[1] // 4) * 4
+    out = np.zeros((len(rows) + extra_rows, k4), rows.dtype)
+    out[:len(rows), :rows.shape[1]] = rows
+    if not pairs:
+        return out
+    return out.reshape(len(out), -1, 4)[:, :, [0, 2, 1, 3]].reshape(len(out), k4)
+
+
+def arm_extra_rows(lay: dict, variant: str | None) -> int:
+    """Zero weight rows after the last one of an arm SMLAD layer: its output rows are taken in
+    blocks of 2 (conv) or 4 (dense, conv with a fused max-pool) within each group."""
+    if variant == "dense":
+        return -lay["out_shape"][0] % 4
+    if variant == "im2col":
+        opg = lay["out_shape"][0] // lay["attrs"]["groups"]
+        return -opg % 4 if "pool" in lay["attrs"] else opg % 2
+    return 0
+
+
+def arm_scratch(layers: list[dict], sparse: list[bool] | None = None) -> dict[str, int]:
+    """Elements of the arm kernels' static scratch buffers for these lowered/quantised layers:
+    ``col`` (int16: two im2col columns of the largest "im2col" conv, rows rounded up to whole
+    words), ``pad`` (int8: the largest padded "dw3" plane) and
+    ``best`` (int32: output channels per group of the widest conv with a fused max-pool)."""
+    col = pad = best = 0
+    for i, lay in enumerate(layers):
+        v = arm_variant(lay, bool(sparse and sparse[i]))
+        if v == "im2col":
+            c, groups, (kh, kw) = lay["in_shapes"][0][0], lay["attrs"]["groups"], lay["attrs"]["kernel"]
+            col = max(col, 2 * (-(-(c // groups * kh * kw) // 4) * 4))
+            if "pool" in lay["attrs"]:
+                best = max(best, lay["out_shape"][0] // groups)
+        elif v == "dw3":
+            pad = max(pad, _dw_plane(lay)[2])
+    return {"col": col, "pad": pad, "best": best}
+
+
+def arm_scratch_bytes(layers: list[dict], sparse: list[bool] | None = None) -> int:
+    """Static SRAM bytes of arm_scratch (each buffer is shared by the layers, one at a time)."""
+    s = arm_scratch(layers, sparse)
+    return 2 * s["col"] + s["pad"] + 4 * s["best"]
+
+
 def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> dict:
     """Compile-time constants of one layer, as consumed by templates/kernels.c.j2."""
     q, a, kind = lay["q"], lay["attrs"], lay["kind"]
@@ -175,6 +266,10 @@ def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> di
         # loop structure: AVR convs without border windows step window pointers (a fully
         # inside pool of <= 9 windows unrolled); the rest index windows through _ACC
         d["LOOP"] = "acc"
+        d["KP"] = -(-d["KSIZE"] // 4) * 4     # arm SMLAD: weight rows padded to whole words
+        if arch == "arm" and arm_variant(lay, sparse) == "dw3":
+            hp, wp, size = _dw_plane(lay)
+            d["DWPAD"] = {"HP": hp, "WP": wp} if size else None
         if arch == "avr" and not d["BORDER"]:
             if not d["POOL"]:
                 d["LOOP"] = "rows"
@@ -185,7 +280,7 @@ def _layer_consts(lay: dict, qm, arch: str = "host", sparse: bool = False) -> di
         n_in = lay["in_shapes"][0][0]
         # AVR: 4 MAC pairs per loop iteration (the loop's 16-bit count and branch cost ~5
         # cycles a pair otherwise); 1 elsewhere
-        return dict(base, IN=n_in, OUT=lay["out_shape"][0],
+        return dict(base, IN=n_in, INP=-(-n_in // 4) * 4, OUT=lay["out_shape"][0],
                     UNROLL=4 if arch == "avr" and n_in >= 16 else 1)
     if kind == "avgpool" and q.get("requant") == "tflite_mean":
         c, h, w = lay["in_shapes"][0]
@@ -263,8 +358,15 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
     _check_limits(qmodel, arch)
     taken: set[str] = {"model_run", "input", "output", "eb_arena", "eb_krange", "eb_requant",
                        "eb_int", "eb_pad", "eb_mulhi32", "eb_tfl_srdhm", "eb_tfl_rdbpot",
-                       "eb_tfl_mbqm", "eb_requant_tfl", "eb_requant_tfl_fcd"}
+                       "eb_tfl_mbqm", "eb_requant_tfl", "eb_requant_tfl_fcd", "eb_col", "eb_best",
+                       "eb_ld32", "eb_h16", "eb_sxtb16_ror8"}
     weights, acts = qmodel.layout_request()
+    sparse = [lay["kind"] in ("dense", "conv") and qmodel.stored(lay["tables"]["weight"]) is not
+              qmodel.arrays[lay["tables"]["weight"]] for lay in qmodel.layers]
+    variants = [arm_variant(lay, sp) if arch == "arm" else None
+                for lay, sp in zip(qmodel.layers, sparse)]
+    arm_ordered = {lay["tables"]["weight"]: (arm_extra_rows(lay, v), v == "im2col")
+                   for lay, v in zip(qmodel.layers, variants) if v in ("im2col", "dense")}
     tables, ids = [], {}
     for ent in weights:
         pl = _placement(plan.weights, ent["name"], "weights")
@@ -272,6 +374,8 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
             raise ConfigError(f"unknown medium '{pl.medium}' for '{ent['name']}'",
                               field="plan.weights", fix=f"use one of {MEDIA}")
         arr = qmodel.stored(ent["name"])
+        if ent["name"] in arm_ordered:
+            arr = arm_weight_order(arr, *arm_ordered[ent["name"]])
         ids[ent["name"]] = {"id": c_identifier("t_" + ent["name"], taken),
                             "medium": pl.medium.upper()}
         tables.append(dict(ids[ent["name"]], kind=ent["kind"], layer=ent["layer"],
@@ -295,18 +399,19 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
         return f"(eb_arena + {offsets[t]})"
 
     layers = []
-    variants = {lay["q"].get("requant") for lay in qmodel.layers} - {None}
-    if "tflite_fc_double" in variants and arch == "avr":
+    rq_variants = {lay["q"].get("requant") for lay in qmodel.layers} - {None}
+    if "tflite_fc_double" in rq_variants and arch == "avr":
         raise ModelError("an int8 FULLY_CONNECTED of a .tflite is scaled in IEEE double by TFLite's "
                          "reference kernel; avr-gcc has no 64-bit double", field="target",
                          fix="build the .tflite for an ARM or host target, or give its float model (quantised "
                              "by edgebuild) for AVR")
+    arm_macros = {"dw3": "dw_arm", "im2col": "conv_arm", "dense": "dense_arm"}
     for i, lay in enumerate(qmodel.layers):
-        sparse = lay["kind"] in ("dense", "conv") and qmodel.stored(lay["tables"]["weight"]) is not \
-            qmodel.arrays[lay["tables"]["weight"]]
+        macro = arm_macros[variants[i]] if variants[i] else \
+            MACROS[lay["kind"]] + ("_sparse" if sparse[i] else "")
         layers.append({"fn": c_identifier(f"eb_l{i}_{lay['name']}", taken), "kind": lay["kind"],
-                       "macro": MACROS[lay["kind"]] + ("_sparse" if sparse else ""), "macs": lay["macs"],
-                       "c": _layer_consts(lay, qmodel, arch, sparse),
+                       "macro": macro, "macs": lay["macs"],
+                       "c": _layer_consts(lay, qmodel, arch, sparse[i]),
                        "t": {k: ids[n] for k, n in lay["tables"].items()},
                        "rq": _requant_define(lay),
                        "in_exprs": [expr(t) for t in lay["inputs"]],
@@ -316,10 +421,13 @@ def generate(qmodel, plan, out_dir, *, arch: str) -> list[Path]:
             L["macro"] = "add_tfl"
         if lay["q"].get("requant") == "tflite_mean":
             L["macro"] = "mean_tfl"
-    pad_size = max([L["c"]["PAD"]["SIZE"] for L in layers if L["c"].get("PAD")], default=0)
+    scratch = arm_scratch(qmodel.layers, sparse) if arch == "arm" else {"col": 0, "pad": 0, "best": 0}
+    pad_size = max([L["c"]["PAD"]["SIZE"] for L in layers if L["c"].get("PAD")] + [scratch["pad"]],
+                   default=0)
+    col_size, best_size = scratch["col"], scratch["best"]
     ctx = {"arch": arch, "layers": layers, "tables": tables, "arena_size": arena,
-           "tflite": bool(variants), "tflite_double": "tflite_fc_double" in variants,
-           "pad_size": pad_size,
+           "tflite": bool(rq_variants), "tflite_double": "tflite_fc_double" in rq_variants,
+           "pad_size": pad_size, "col_size": col_size, "best_size": best_size,
            "macs": sum(l["macs"] for l in qmodel.layers),
            "input_size": qmodel.input_size, "output_size": qmodel.output_size,
            "input_scale": _float_literal(qmodel.input_scale),

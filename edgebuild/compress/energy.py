@@ -26,9 +26,14 @@ FEATURES = {
     # patch_* = border_* of the convs whose border windows go through the per-window patch on
     # targets with energy.conv_pad_copy (AVR); the others read a zero-point-padded input copy of
     # pad_bytes bytes (0 = none) and take the in-place dot product for every window
+    # im2col_* / pool_macs / dw_macs: the Cortex-M4 kernels' work besides the MACs (codegen
+    # arm_variant): windows and int16 column entries an "im2col" conv gathers (those of border
+    # windows take the range-checked path), MACs it runs 1 column x 4 rows at a time (a fused
+    # max-pool: each window once per pool window holding it), MACs of a "dw3" depthwise conv
     "conv": ("macs", "windows", "window_channels", "border_windows", "border_taps", "border_rows",
-             "patch_windows", "patch_taps", "pad_bytes", "outputs", "one"),
-    "dense": ("macs", "outputs", "one"),
+             "patch_windows", "patch_taps", "pad_bytes", "outputs", "im2col_windows", "im2col_taps",
+             "im2col_border_taps", "pool_macs", "dw_macs", "one"),
+    "dense": ("macs", "outputs", "inputs", "one"),
     "dense_sparse": ("entries", "outputs", "one"),      # dense layer with sparse-encoded weights
     # conv with sparse-encoded weights: entries = non-zero weights x windows each is read in,
     # window_channels = (window, input channel) counts read; border windows gather taps as the dense conv
@@ -36,6 +41,7 @@ FEATURES = {
                     "outputs"),
     "maxpool": ("taps", "outputs", "one"),
     "avgpool": ("taps", "outputs", "one"),
+    "add": ("outputs", "one"),          # residual Add (two rescaled inputs, one requantisation)
 }
 WEIGHTED = ("conv", "dense", "dense_sparse", "conv_sparse")
 # Flash bytes of the constant tables per output channel besides the int8 weights:
@@ -81,12 +87,27 @@ def _conv_features(lay: dict) -> dict[str, float]:
     vx = _valid_taps(w, ow, kw, a["strides"][1], a["dilations"][1], a["pads"][1])
     border = ~((vy == kh)[:, None] & (vx == kw)[None, :])        # windows not fully inside
     windows = cout * oh * ow
-    from edgebuild.codegen.generator import pad_copy_bytes
+    from edgebuild.codegen.generator import arm_variant, pad_copy_bytes
 
     pad = pad_copy_bytes(lay)
     bw = cout * int(border.sum())
     bt = cout * cin_g * int((np.outer(vy, vx) * border).sum())
-    return {"macs": windows * cin_g * kh * kw, "windows": windows, "window_channels": windows * cin_g,
+    variant = arm_variant(lay)
+    # conv windows the im2col kernel gathers per group: each once, or once per fused-pool window
+    gathered = oh * ow
+    if "pool" in a:
+        p = a["pool"]
+        py = _valid_taps(oh, lay["out_shape"][1], p["kernel"][0], p["strides"][0], 1, p["pads"][0])
+        px = _valid_taps(ow, lay["out_shape"][2], p["kernel"][1], p["strides"][1], 1, p["pads"][1])
+        gathered = int(py.sum()) * int(px.sum())
+    groups = a["groups"]
+    im2col = variant == "im2col"
+    return {"im2col_windows": groups * gathered if im2col else 0,
+            "im2col_taps": groups * gathered * cin_g * kh * kw if im2col else 0,
+            "im2col_border_taps": groups * int(border.sum()) * cin_g * kh * kw if im2col else 0,
+            "pool_macs": gathered * cout * cin_g * kh * kw if im2col and "pool" in a else 0,
+            "dw_macs": windows * kh * kw if variant == "dw3" else 0,
+            "macs": windows * cin_g * kh * kw, "windows": windows, "window_channels": windows * cin_g,
             "border_windows": bw, "border_taps": bt,
             "border_rows": cout * cin_g * int((np.outer(vy, np.ones_like(vx)) * border).sum()),
             "patch_windows": 0 if pad else bw, "patch_taps": 0 if pad else bt, "pad_bytes": pad,
@@ -107,7 +128,7 @@ def _features(lay: dict) -> dict[str, float]:
     if kind == "conv":
         return _conv_features(lay)
     if kind == "dense":
-        return {"macs": int(lay["w"].size), "outputs": out, "one": 1}
+        return {"macs": int(lay["w"].size), "outputs": out, "inputs": int(lay["w"].shape[1]), "one": 1}
     if kind in ("maxpool", "avgpool"):
         return {"taps": out * a["kernel"][0] * a["kernel"][1], "outputs": out, "one": 1}
     return {"outputs": out, "one": 1}
@@ -149,7 +170,8 @@ def footprint(graph, energy: dict) -> dict:
     the target lists it) and "dense" layer); SRAM = model input + output + the
     activation arena (planned like the layout stage) + ``energy.sram_overhead_bytes`` (harness
     statics and stack) + on targets with ``energy.conv_pad_copy`` (AVR) the largest
-    zero-point-padded conv input copy (edgebuild.codegen.generator.pad_copy_bytes). Both are
+    zero-point-padded conv input copy (edgebuild.codegen.generator.pad_copy_bytes), on those with
+    ``energy.dsp_scratch`` (Cortex-M4) the DSP kernels' scratch buffers (arm_scratch_bytes). Both are
     estimates for the search; the firmware stage measures the truth.
     """
     from edgebuild.compress.lowering import lower
@@ -181,6 +203,10 @@ def footprint(graph, energy: dict) -> dict:
         from edgebuild.codegen.generator import pad_copy_bytes
 
         pad = max([pad_copy_bytes(lay) for lay, c in zip(layers, costs) if c.kind == "conv"], default=0)
+    if energy.get("dsp_scratch"):
+        from edgebuild.codegen.generator import arm_scratch_bytes
+
+        pad = arm_scratch_bytes(layers, [c.kind.endswith("_sparse") for c in costs])
     return {"flash_bytes": int(sum(c.flash_bytes for c in costs) + code_bytes),
             "sram_bytes": int(io + arena + pad + energy.get("sram_overhead_bytes", 0)),
             "arena_bytes": int(arena), "pad_copy_bytes": int(pad)}
@@ -246,7 +272,10 @@ def fit_cycle_model(samples: list[tuple[str, dict[str, float], float]]) -> dict[
             continue
         a = np.array([[f.get(n, 0.0) for n in names] for f, _ in rows], dtype=np.float64)
         y = np.array([y for _, y in rows], dtype=np.float64)
-        coef, _ = nnls(a / y[:, None], np.ones_like(y))    # relative residuals: a.x / y - 1
+        a = a / y[:, None]                                   # relative residuals: a.x / y - 1
+        scale = np.where(a.max(axis=0) > 0, a.max(axis=0), 1.0)   # columns of one magnitude
+        coef, _ = nnls(a / scale, np.ones_like(y), maxiter=50 * a.shape[1])
+        coef = coef / scale
         model[kind] = {n: round(float(v), 4) for n, v in zip(names, coef) if v > 0}
     return model
 
