@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(gcc libc6-dev make pkg-config gcc-avr avr-libc binutils-avr simavr libsimavr-dev libelf-dev
               avrdude dataset-fashion-mnist python3-venv
-              gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+              gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+              libstdc++-arm-none-eabi-newlib)   # the last: bench/peers.py builds TFLite Micro (C++)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
