@@ -21,10 +21,11 @@ takes report.json's per-layer simavr cycles, computes the cycle-model features o
 architecture (a dense layer whose weight table in the memory map is smaller than dense storage
 was stored sparse: its entry count follows from the table size; a conv's likewise), fits the per-kind model (non-negative least squares on relative error) and prints
 every layer's and every whole model's error, both fitted on all builds and with each build held
-out in turn. The Uno's model (targets/uno.yaml) was fitted on these 8 builds:
+out in turn. The Uno's model (targets/uno.yaml) was fitted on these 10 builds:
 
     for r in recipes/mnist_uno recipes/digits_uno recipes/mnist_mlp_uno bench/calibration/c24 \
-             bench/calibration/c6x12 bench/calibration/k3s2 bench/calibration/nopad bench/calibration/big; do
+             bench/calibration/c6x12 bench/calibration/k3s2 bench/calibration/nopad bench/calibration/big \
+             bench/calibration/c4x12 bench/calibration/u3x3; do
         edgebuild $r.yaml --build-dir build/calib-$(basename $r); done
     python bench/compress.py calibrate recipes/mnist_uno.yaml:build/calib-mnist_uno ...  (each RECIPE:DIR)
 """
@@ -180,14 +181,16 @@ def _calibrate(pairs: list[str]) -> int:
     from edgebuild.compress.budget import net_graph
     from edgebuild.config import load_recipe
     from edgebuild.data import load_dataset
-    from edgebuild.compress.energy import fit_cycle_model, layer_costs, predict_cycles, sparse_conv_features
+    from edgebuild.compress.energy import (fit_cycle_model, layer_costs, model_features, predict_cycles,
+                                           sparse_conv_features)
     from edgebuild.compress.lowering import lower
     from edgebuild.train import build_net
 
-    runs = {}
+    runs, features = {}, None
     for pair in pairs:
         recipe, build = pair.split(":")
         spec = load_recipe(recipe)          # composed: dataset defaults filled in
+        features = features or model_features(spec["target"]["energy"])
         shape = load_dataset(spec["dataset"], base_dir=Path(recipe).resolve().parent).x_train.shape[1:]
         graph = net_graph(build_net(spec["model"]["train"]["arch"], shape))
         costs = {c.name: c for c in layer_costs(graph)}
@@ -206,13 +209,13 @@ def _calibrate(pairs: list[str]) -> int:
                 c.kind, c.features = "conv_sparse", sparse_conv_features(c.features, nonzeros, w.shape[0])
         runs[f"{spec['name']}@{Path(build).name}"] = [(costs[l["name"]].kind, costs[l["name"]].features,
                                                        l["cycles"], l["name"]) for l in report["layers"]]
-    model = fit_cycle_model([s[:3] for v in runs.values() for s in v])
+    model = fit_cycle_model([s[:3] for v in runs.values() for s in v], features)
     print("cycle_model fitted on all builds:\n  " + json.dumps(model))
     print(f"{'build':<28}{'layer':<8}{'measured':>12}{'fit (all)':>12}{'err':>8}{'held out':>12}{'err':>8}")
     worst = 0.0
     whole = []
     for name, layers in runs.items():
-        held = fit_cycle_model([s[:3] for k, v in runs.items() if k != name for s in v])
+        held = fit_cycle_model([s[:3] for k, v in runs.items() if k != name for s in v], features)
         measured = sum(m for _, _, m, _ in layers)
         whole.append((name, sum(predict_cycles(k, f, model) for k, f, _, _ in layers) / measured - 1,
                       sum(predict_cycles(k, f, held) for k, f, _, _ in layers) / measured - 1))

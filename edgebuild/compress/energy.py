@@ -26,7 +26,7 @@ FEATURES = {
     # patch_* = border_* of the convs whose border windows go through the per-window patch on
     # targets with energy.conv_pad_copy (AVR); the others read a zero-point-padded input copy of
     # pad_bytes bytes (0 = none) and take the in-place dot product for every window
-    "conv": ("macs", "windows", "window_channels", "border_windows", "border_taps", "border_rows",
+    "conv": ("macs", "dot_macs", "windows", "window_channels", "border_windows", "border_taps", "border_rows",
              "patch_windows", "patch_taps", "pad_bytes", "outputs", "one"),
     "dense": ("macs", "outputs", "one"),
     "dense_sparse": ("entries", "outputs", "one"),      # dense layer with sparse-encoded weights
@@ -37,6 +37,11 @@ FEATURES = {
     "maxpool": ("taps", "outputs", "one"),
     "avgpool": ("taps", "outputs", "one"),
 }
+# On targets with energy.conv_pad_copy (AVR) a dense conv's border windows either read the padded
+# copy like interior ones or take the patch (patch_*): border_* describe no kernel there, and
+# macs (nominal) differs from dot_macs (computed) only where a fused pool skips windows.
+PAD_COPY_CONV = ("dot_macs", "windows", "window_channels", "patch_windows", "patch_taps", "pad_bytes",
+                 "outputs", "one")
 WEIGHTED = ("conv", "dense", "dense_sparse", "conv_sparse")
 # Flash bytes of the constant tables per output channel besides the int8 weights:
 # an int32 bias and an int32 (multiplier, shift) requantisation pair.
@@ -72,23 +77,43 @@ def _valid_taps(n: int, on: int, k: int, stride: int, dil: int, pad: int) -> np.
     return ((taps >= 0) & (taps < n)).sum(axis=1)
 
 
+def _computed(n: int, on: int, k: int, stride: int, pad: int) -> np.ndarray:
+    """Per conv output position along one axis: how many fused-pool windows (size k, output on)
+    compute it. The kernels evaluate every pool window's conv windows afresh, so an overlapped
+    one counts twice and one no pool window covers (the floor of an odd size) is never computed."""
+    start = np.arange(on) * stride - pad
+    idx = start[:, None] + np.arange(k)[None, :]
+    idx = idx[(idx >= 0) & (idx < n)]
+    return np.bincount(idx, minlength=n)[:n]
+
+
 def _conv_features(lay: dict) -> dict[str, float]:
+    """Cycle-model features of a dense conv. ``macs`` is the layer's nominal count; the window
+    counts (and ``dot_macs``, ``border_*``, ``patch_*``) are those the kernel computes: with a
+    fused MaxPool each pool window's conv windows (edgebuild.codegen kernels.c.j2 conv_main)."""
     a = lay["attrs"]
     cout, cin_g, kh, kw = (int(d) for d in lay["w"].shape)
     oh, ow = a.get("conv_out", lay["out_shape"][1:])
     h, w = lay["in_shapes"][0][1:]
     vy = _valid_taps(h, oh, kh, a["strides"][0], a["dilations"][0], a["pads"][0])
     vx = _valid_taps(w, ow, kw, a["strides"][1], a["dilations"][1], a["pads"][1])
+    my, mx = np.ones(oh, dtype=np.int64), np.ones(ow, dtype=np.int64)
+    if "pool" in a:
+        p, (ph, pw) = a["pool"], lay["out_shape"][1:]
+        my = _computed(oh, ph, p["kernel"][0], p["strides"][0], p["pads"][0])
+        mx = _computed(ow, pw, p["kernel"][1], p["strides"][1], p["pads"][1])
+    mult = np.outer(my, mx)                                      # times each conv window is computed
     border = ~((vy == kh)[:, None] & (vx == kw)[None, :])        # windows not fully inside
-    windows = cout * oh * ow
+    windows = cout * int(mult.sum())
     from edgebuild.codegen.generator import pad_copy_bytes
 
     pad = pad_copy_bytes(lay)
-    bw = cout * int(border.sum())
-    bt = cout * cin_g * int((np.outer(vy, vx) * border).sum())
-    return {"macs": windows * cin_g * kh * kw, "windows": windows, "window_channels": windows * cin_g,
+    bw = cout * int((mult * border).sum())
+    bt = cout * cin_g * int((mult * np.outer(vy, vx) * border).sum())
+    return {"macs": cout * oh * ow * cin_g * kh * kw, "dot_macs": windows * cin_g * kh * kw,
+            "windows": windows, "window_channels": windows * cin_g,
             "border_windows": bw, "border_taps": bt,
-            "border_rows": cout * cin_g * int((np.outer(vy, np.ones_like(vx)) * border).sum()),
+            "border_rows": cout * cin_g * int((mult * np.outer(vy, np.ones_like(vx)) * border).sum()),
             "patch_windows": 0 if pad else bw, "patch_taps": 0 if pad else bt, "pad_bytes": pad,
             "outputs": int(np.prod(lay["out_shape"])), "one": 1}
 
@@ -231,16 +256,25 @@ def apply_energy(costs: list[LayerCost], energy: dict, f_cpu: int,
     return costs
 
 
-def fit_cycle_model(samples: list[tuple[str, dict[str, float], float]]) -> dict[str, dict[str, float]]:
+def model_features(energy: dict | None = None) -> dict[str, tuple[str, ...]]:
+    """The features the cycle model of a target with ``energy`` (its energy section) is fitted on."""
+    if (energy or {}).get("conv_pad_copy"):
+        return dict(FEATURES, conv=PAD_COPY_CONV)
+    return FEATURES
+
+
+def fit_cycle_model(samples: list[tuple[str, dict[str, float], float]],
+                    features: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict[str, float]]:
     """Non-negative least-squares fit of the cycle model, minimising *relative* error per layer.
 
-    ``samples``: (kind, features, measured cycles). Returns kind -> feature -> coefficient for
-    the kinds present (those in FEATURES only).
+    ``samples``: (kind, features, measured cycles); ``features``: kind -> feature names (default
+    FEATURES; :func:`model_features` gives a target's). Returns kind -> feature -> coefficient for
+    the kinds present (those in ``features`` only).
     """
     from scipy.optimize import nnls
 
     model = {}
-    for kind, names in FEATURES.items():
+    for kind, names in (features or FEATURES).items():
         rows = [(f, y) for k, f, y in samples if k == kind]
         if not rows:
             continue
