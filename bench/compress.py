@@ -181,12 +181,12 @@ def _calibrate(pairs: list[str]) -> int:
     from edgebuild.compress.budget import net_graph
     from edgebuild.config import load_recipe
     from edgebuild.data import load_dataset
-    from edgebuild.compress.energy import (fit_cycle_model, layer_costs, model_features, predict_cycles,
-                                           sparse_conv_features)
+    from edgebuild.compress.energy import (TABLE_BYTES_PER_CHANNEL, code_counts, fit_cycle_model, layer_costs, model_features,
+                                           predict_cycles, sparse_conv_features)
     from edgebuild.compress.lowering import lower
     from edgebuild.train import build_net
 
-    runs, features = {}, None
+    runs, features, code = {}, None, {}
     for pair in pairs:
         recipe, build = pair.split(":")
         spec = load_recipe(recipe)          # composed: dataset defaults filled in
@@ -199,6 +199,8 @@ def _calibrate(pairs: list[str]) -> int:
         stored = {m["name"]: m["nbytes"] for m in report["memory_map"] if m["kind"] == "weight"}
         for c in costs.values():        # weights the build stored sparse: entries from the table size
             nbytes = stored.get(f"{c.name}.weight")
+            if c.kind in ("dense", "conv") and nbytes is not None and nbytes < weights[c.name].size:
+                c.flash_bytes = nbytes + TABLE_BYTES_PER_CHANNEL * weights[c.name].shape[0]
             if c.kind == "dense" and nbytes is not None and nbytes < c.features["macs"]:
                 out = c.features["outputs"]
                 c.kind, c.features = "dense_sparse", {"entries": (nbytes - 2 * out) // 2, "outputs": out, "one": 1}
@@ -207,6 +209,10 @@ def _calibrate(pairs: list[str]) -> int:
                 w = weights[c.name]
                 nonzeros = (nbytes - w.shape[0] * w.shape[1]) // 2
                 c.kind, c.features = "conv_sparse", sparse_conv_features(c.features, nonzeros, w.shape[0])
+        # code bytes: the firmware's flash less the tables as the footprint estimates them
+        code[f"{spec['name']}@{Path(build).name}"] = (
+            code_counts(list(costs.values()), spec["target"]["energy"].get("code_bytes") or {}),
+            report["memory"]["flash_bytes"] - sum(c.flash_bytes for c in costs.values()))
         runs[f"{spec['name']}@{Path(build).name}"] = [(costs[l["name"]].kind, costs[l["name"]].features,
                                                        l["cycles"], l["name"]) for l in report["layers"]]
     model = fit_cycle_model([s[:3] for v in runs.values() for s in v], features)
@@ -228,7 +234,24 @@ def _calibrate(pairs: list[str]) -> int:
     print(f"largest error of the all-builds fit: {100 * worst:.1f}%")
     print("whole models (all-builds fit, held out): " + ", ".join(f"{n} {100 * a:+.1f}% {100 * h:+.1f}%"
                                                               for n, a, h in whole))
+    _code_envelope(code)
     return 0
+
+
+def _code_envelope(code: dict[str, tuple[dict[str, int], int]]) -> None:
+    """Print the smallest energy.code_bytes (per term, non-negative) that bounds every build's
+    code from above (linear program: minimise the summed estimates, each >= its build's code)."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    names = sorted({k for counts, _ in code.values() for k in counts})
+    a = np.array([[counts.get(k, 0) for k in names] for counts, _ in code.values()], dtype=np.float64)
+    y = np.array([c for _, c in code.values()], dtype=np.float64)
+    res = linprog(a.sum(axis=0), A_ub=-a, b_ub=-y, bounds=[(0, None)] * len(names), method="highs")
+    x = np.ceil(res.x / 10) * 10          # round up to 10 B: still an upper bound
+    print("code_bytes upper envelope of these builds: " + json.dumps({k: int(v) for k, v in zip(names, x)}))
+    for (name, (counts, c)), est in zip(code.items(), a @ x):
+        print(f"  {name:<28} code {c:>6,.0f} B, estimate {est:>6,.0f} B ({100 * (est - c) / c:+.1f}%)")
 
 
 # conv layers (input shape, arch) measured by `kernels`: LeNet-5's and mnist_uno's two convs (from

@@ -166,6 +166,22 @@ def _costs(layers: list[dict]) -> list[LayerCost]:
     return costs
 
 
+def code_counts(costs: list[LayerCost], code: dict) -> dict[str, int]:
+    """How many of each ``energy.code_bytes`` term the layers ``costs`` bring: "one" per firmware,
+    one per layer kind, and for a conv with border windows "conv" plus "conv_patch" where they take
+    the border patch path (on targets without conv_pad_copy every border is, if ``code`` lists
+    it) or else "conv_border"."""
+    counts = {"one": 1}
+    for c in costs:
+        kinds = [c.kind]
+        if c.kind == "conv" and c.features.get("border_windows"):
+            kinds.append("conv_patch" if c.features.get("patch_windows") and "conv_patch" in code
+                         else "conv_border")
+        for k in kinds:
+            counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
 def footprint(graph, energy: dict) -> dict:
     """Estimated whole-firmware flash and peak SRAM bytes of ``graph`` on a target.
 
@@ -186,12 +202,7 @@ def footprint(graph, energy: dict) -> dict:
         out_name = alias[out_name]
     costs = _costs(layers)
     code = energy.get("code_bytes") or {}
-    # a conv with border windows: "conv_patch" where they take the border patch path (on targets
-    # without conv_pad_copy every border is), else "conv_border"
-    kinds = [("conv_patch" if c.features.get("patch_windows") and "conv_patch" in code else "conv_border")
-             if c.kind == "conv" and c.features.get("border_windows") else c.kind for c in costs]
-    code_bytes = code.get("one", 0.0) + sum(
-        code.get(k, 0.0) + (code.get("conv", 0.0) if k in ("conv_border", "conv_patch") else 0.0) for k in kinds)
+    code_bytes = sum(code.get(k, 0.0) * n for k, n in code_counts(costs, code).items())
     acts = {}
     for i, lay in enumerate(layers):
         if lay["output"] != out_name:
