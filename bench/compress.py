@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compression figures for LeNet-5 on mnist5k, and the Uno cycle-model calibration.
 
-    python bench/compress.py methods [--quick] [--only auto-search,auto+admm]   # reduction per method at <= 1 point
+    python bench/compress.py methods [--quick] [--only auto-search,auto+admm] [--flash 9216,8192]
+                                                   # reduction per method at <= 1 point
     python bench/compress.py calibrate RECIPE:BUILD_DIR ...   # fit targets/uno.yaml energy.cycle_model
     python bench/compress.py kernels               # conv_sparse cycle model from simavr runs of sparse convs
 
@@ -76,7 +77,7 @@ def _nonzero_weights(net) -> int:
     return int(sum(int((v != 0).sum()) for k, v in net.params().items() if k.endswith(".weight")))
 
 
-def _methods(quick: bool, only: list[str] | None = None) -> int:
+def _methods(quick: bool, only: list[str] | None = None, flash: list[int] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     from edgebuild.compress.admm import admm_prune
@@ -147,8 +148,8 @@ def _methods(quick: bool, only: list[str] | None = None) -> int:
         "admm": (lambda r: fixed("admm", r), unstructured),
         "admm-filters": (lambda r: fixed("admm-filters", r), [0.5, 0.35, 0.25, 0.18]),
         "admm-f+magn.": (lambda r: fixed("combined", r), [0.5, 0.35, 0.25, 0.18, 0.13, 0.1]),
-        "auto-search": (auto, FLASH_BUDGETS),
-        "auto+admm": (lambda f: auto(f, admm=True), FLASH_BUDGETS),
+        "auto-search": (auto, flash or FLASH_BUDGETS),
+        "auto+admm": (lambda f: auto(f, admm=True), flash or FLASH_BUDGETS),
     }
     rows = []
     for name, (make, settings) in sweeps.items():
@@ -344,6 +345,8 @@ def main() -> int:
     m = sub.add_parser("methods", help="per-method reduction at <= 1 point on LeNet-5")
     m.add_argument("--quick", action="store_true", help="two settings per method")
     m.add_argument("--only", help="comma-separated methods to run (default: all)")
+    m.add_argument("--flash", help="comma-separated firmware flash budgets of the auto searches (default: "
+                                   + ",".join(map(str, FLASH_BUDGETS)) + ")")
     c = sub.add_parser("calibrate", help="fit the cycle model from builds")
     c.add_argument("pairs", nargs="+", help="RECIPE.yaml:BUILD_DIR")
     sub.add_parser("kernels", help="fit the conv_sparse cycle model from simavr runs")
@@ -351,7 +354,8 @@ def main() -> int:
     if args.cmd == "kernels":
         return _kernels()
     if args.cmd == "methods":
-        return _methods(args.quick, args.only.split(",") if args.only else None)
+        return _methods(args.quick, args.only.split(",") if args.only else None,
+                        [int(f) for f in args.flash.split(",")] if args.flash else None)
     return _calibrate(args.pairs)
 
 
