@@ -318,8 +318,10 @@ def _measure_conv(shape, arch, density: float, work: Path) -> tuple[dict, float,
 def _kernels() -> int:
     import tempfile
 
-    from edgebuild.compress.energy import fit_cycle_model, predict_cycles
+    from edgebuild.compress.energy import fit_cycle_model, model_features, predict_cycles
+    from edgebuild.config import load_recipe
 
+    features = model_features(load_recipe(ROOT / "recipes" / "lenet5_uno.yaml")["target"]["energy"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (shape, arch) in enumerate(KERNEL_CASES):
@@ -327,15 +329,15 @@ def _kernels() -> int:
                 feats, cycles, _ = _measure_conv(shape, arch, d, Path(tmp) / f"{i}-{d}")
                 rows.append((f"case{i} d={d}", feats, cycles))
                 print(f"  case {i} density {d}: {feats['entries']:,} entries, {cycles:,.0f} cycles", flush=True)
-    model = fit_cycle_model([("conv_sparse", f, c) for _, f, c in rows])
+    model = fit_cycle_model([("conv_sparse", f, c) for _, f, c in rows], features)
     print("conv_sparse cycle model:\n  " + json.dumps(model["conv_sparse"]))
     worst = 0.0
     for name, f, c in rows:
-        held = fit_cycle_model([("conv_sparse", g, y) for n, g, y in rows if n != name])
+        held = fit_cycle_model([("conv_sparse", g, y) for n, g, y in rows if n != name], features)
         p, q = predict_cycles("conv_sparse", f, model), predict_cycles("conv_sparse", f, held)
         worst = max(worst, abs(p - c) / c)
         print(f"  {name:<14}{c:>12,.0f}{p:>12,.0f}{100 * (p - c) / c:>+7.1f}%  held out {100 * (q - c) / c:>+7.1f}%")
-    print(f"largest error of the fit: {100 * worst:.1f}%; cycles per entry {model['conv_sparse'].get('entries', 0):.1f}")
+    print(f"largest error of the fit: {100 * worst:.1f}%; cycles per entry {model['conv_sparse'].get('dot_entries', 0):.1f}")
     return 0
 
 

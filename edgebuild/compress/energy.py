@@ -23,10 +23,12 @@ import numpy as np
 
 # Features of each layer kind the cycle model may use (all counts per inference).
 FEATURES = {
-    # patch_* = border_* of the convs whose border windows go through the per-window patch on
-    # targets with energy.conv_pad_copy (AVR); the others read a zero-point-padded input copy of
-    # pad_bytes bytes (0 = none) and take the in-place dot product for every window
-    "conv": ("macs", "dot_macs", "windows", "window_channels", "border_windows", "border_taps", "border_rows",
+    # macs / windows / window_channels / border_*: every conv output; dot_*: the windows the kernel
+    # computes (a fused pool's); patch_* = dot_border_* of the convs whose border windows go through
+    # the per-window patch on targets with energy.conv_pad_copy (AVR); the others read a
+    # zero-point-padded input copy of pad_bytes bytes (0 = none) and take the in-place dot product
+    # for every window
+    "conv": ("macs", "windows", "window_channels", "border_windows", "border_taps", "border_rows",
              "patch_windows", "patch_taps", "pad_bytes", "outputs", "one"),
     "dense": ("macs", "outputs", "one"),
     "dense_sparse": ("entries", "outputs", "one"),      # dense layer with sparse-encoded weights
@@ -37,11 +39,14 @@ FEATURES = {
     "maxpool": ("taps", "outputs", "one"),
     "avgpool": ("taps", "outputs", "one"),
 }
-# On targets with energy.conv_pad_copy (AVR) a dense conv's border windows either read the padded
-# copy like interior ones or take the patch (patch_*): border_* describe no kernel there, and
-# macs (nominal) differs from dot_macs (computed) only where a fused pool skips windows.
-PAD_COPY_CONV = ("dot_macs", "windows", "window_channels", "patch_windows", "patch_taps", "pad_bytes",
-                 "outputs", "one")
+# The AVR kernels' features (targets with energy.conv_pad_copy): counts of the windows computed, and
+# for a dense conv the patch path or the padded copy; a border window that reads the padded copy
+# costs as an interior one, so border_* describe no kernel there.
+PAD_COPY_FEATURES = {
+    "conv": ("dot_macs", "dot_windows", "dot_channels", "patch_windows", "patch_taps", "pad_bytes", "outputs", "one"),
+    "conv_sparse": ("dot_entries", "dot_windows", "dot_channels", "dot_border_windows", "dot_border_taps",
+                    "outputs"),
+}
 WEIGHTED = ("conv", "dense", "dense_sparse", "conv_sparse")
 # Flash bytes of the constant tables per output channel besides the int8 weights:
 # an int32 bias and an int32 (multiplier, shift) requantisation pair.
@@ -88,9 +93,10 @@ def _computed(n: int, on: int, k: int, stride: int, pad: int) -> np.ndarray:
 
 
 def _conv_features(lay: dict) -> dict[str, float]:
-    """Cycle-model features of a dense conv. ``macs`` is the layer's nominal count; the window
-    counts (and ``dot_macs``, ``border_*``, ``patch_*``) are those the kernel computes: with a
-    fused MaxPool each pool window's conv windows (edgebuild.codegen kernels.c.j2 conv_main)."""
+    """Cycle-model features of a dense conv. ``macs``, ``windows``, ``window_channels`` and
+    ``border_*`` count every conv output; ``dot_*`` and ``patch_*`` the windows the kernel computes:
+    with a fused MaxPool each pool window's conv windows (edgebuild.codegen kernels.c.j2 conv_main),
+    so an uncovered one never, an overlapped one twice."""
     a = lay["attrs"]
     cout, cin_g, kh, kw = (int(d) for d in lay["w"].shape)
     oh, ow = a.get("conv_out", lay["out_shape"][1:])
@@ -104,26 +110,30 @@ def _conv_features(lay: dict) -> dict[str, float]:
         mx = _computed(ow, pw, p["kernel"][1], p["strides"][1], p["pads"][1])
     mult = np.outer(my, mx)                                      # times each conv window is computed
     border = ~((vy == kh)[:, None] & (vx == kw)[None, :])        # windows not fully inside
-    windows = cout * int(mult.sum())
+    taps = np.outer(vy, vx) * border
     from edgebuild.codegen.generator import pad_copy_bytes
 
     pad = pad_copy_bytes(lay)
-    bw = cout * int((mult * border).sum())
-    bt = cout * cin_g * int((mult * np.outer(vy, vx) * border).sum())
-    return {"macs": cout * oh * ow * cin_g * kh * kw, "dot_macs": windows * cin_g * kh * kw,
-            "windows": windows, "window_channels": windows * cin_g,
-            "border_windows": bw, "border_taps": bt,
-            "border_rows": cout * cin_g * int((mult * np.outer(vy, np.ones_like(vx)) * border).sum()),
-            "patch_windows": 0 if pad else bw, "patch_taps": 0 if pad else bt, "pad_bytes": pad,
+    windows, computed = cout * oh * ow, cout * int(mult.sum())
+    bw, dbw = cout * int(border.sum()), cout * int((mult * border).sum())
+    dbt = cout * cin_g * int((mult * taps).sum())
+    return {"macs": windows * cin_g * kh * kw, "windows": windows, "window_channels": windows * cin_g,
+            "border_windows": bw, "border_taps": cout * cin_g * int(taps.sum()),
+            "border_rows": cout * cin_g * int((np.outer(vy, np.ones_like(vx)) * border).sum()),
+            "dot_macs": computed * cin_g * kh * kw, "dot_windows": computed, "dot_channels": computed * cin_g,
+            "dot_border_windows": dbw, "dot_border_taps": dbt,
+            "patch_windows": 0 if pad else dbw, "patch_taps": 0 if pad else dbt, "pad_bytes": pad,
             "outputs": int(np.prod(lay["out_shape"])), "one": 1}
 
 
 def sparse_conv_features(conv: dict[str, float], nonzeros: int, out_channels: int) -> dict[str, float]:
     """Features of a conv stored sparse, from its dense ``conv`` features and non-zero weight count
-    (every output channel's entries are walked once per window of that channel)."""
-    per_channel = conv["windows"] // out_channels
-    keep = ("windows", "window_channels", "border_windows", "border_taps", "border_rows", "outputs", "one")
-    return {"entries": nonzeros * per_channel, **{k: conv[k] for k in keep}}
+    (every output channel's entries are walked once per window of that channel: ``entries`` per
+    conv output, ``dot_entries`` per computed window). The sparse kernels make no padded copy."""
+    keep = ("windows", "window_channels", "border_windows", "border_taps", "border_rows", "dot_windows",
+            "dot_channels", "dot_border_windows", "dot_border_taps", "outputs", "one")
+    return {"entries": nonzeros * (conv["windows"] // out_channels),
+            "dot_entries": nonzeros * (conv["dot_windows"] // out_channels), **{k: conv[k] for k in keep}}
 
 
 def _features(lay: dict) -> dict[str, float]:
@@ -270,7 +280,7 @@ def apply_energy(costs: list[LayerCost], energy: dict, f_cpu: int,
 def model_features(energy: dict | None = None) -> dict[str, tuple[str, ...]]:
     """The features the cycle model of a target with ``energy`` (its energy section) is fitted on."""
     if (energy or {}).get("conv_pad_copy"):
-        return dict(FEATURES, conv=PAD_COPY_CONV)
+        return dict(FEATURES, **PAD_COPY_FEATURES)
     return FEATURES
 
 

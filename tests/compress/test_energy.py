@@ -71,10 +71,10 @@ def test_window_features_count_the_windows_a_fused_pool_computes(pk, ps):
     c = layer_costs(net_graph(net))[0]
     per_axis = _brute_computed(5, pk, ps)
     windows = 3 * sum(per_axis) ** 2
-    assert c.features["macs"] == 3 * 25 * 2 * 9                  # nominal: every conv output
-    assert c.features["windows"] == windows and c.features["window_channels"] == 2 * windows
+    assert c.features["macs"] == 3 * 25 * 2 * 9 and c.features["windows"] == 3 * 25   # nominal: every output
+    assert c.features["dot_windows"] == windows and c.features["dot_channels"] == 2 * windows
     assert c.features["dot_macs"] == windows * 2 * 9
-    assert c.features["border_windows"] == 0 and c.features["pad_bytes"] == 0
+    assert c.features["dot_border_windows"] == 0 and c.features["pad_bytes"] == 0
 
 
 def test_energy_is_power_times_time():
