@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Compression figures for LeNet-5 on mnist5k, and the Uno cycle-model calibration.
 
-    python bench/compress.py methods [--quick]     # weight-count and flash reduction per method at <= 1 point
-    python bench/compress.py calibrate RECIPE:BUILD_DIR ...   # fit a target's energy.cycle_model
+    python bench/compress.py methods [--quick] [--only auto-search,auto+admm] [--flash 9216,8192]
+                                                   # reduction per method at <= 1 point
+    python bench/compress.py calibrate RECIPE:BUILD_DIR ... [--only KIND=F1,F2]   # fit a target's energy.cycle_model
     python bench/compress.py kernels               # conv_sparse cycle model from simavr runs of sparse convs
 
 methods: trains LeNet-5 (28x28, 61,706 parameters) with the numpy trainer, then for each method
@@ -14,17 +15,21 @@ exceeds 1 point is flagged and left out of the headline. "Flash" is measured, no
 zeros: the bytes of the constant tables the code generator writes (int8 weights, sparse-encoded
 for dense and conv layers when smaller, int32 biases, requantisation pairs) for the int8-quantised
 result. The auto search combines structured (widths) and unstructured (per-layer densities) moves;
-"admm-f+magn." combines them by hand: ADMM filter pruning, then magnitude pruning and fine-tuning.
+"admm-f+magn." combines them by hand: ADMM filter pruning, then magnitude pruning and fine-tuning;
+"auto+admm" (compression.method auto-admm) takes each auto search's widths and densities and reaches
+the densities by ADMM instead of magnitude masks (edgebuild.compress.search.admm_polish), kept where
+that is more accurate on validation.
 
 calibrate: for each recipe and its build directory (after `edgebuild RECIPE --build-dir DIR`),
 takes report.json's per-layer simavr cycles, computes the cycle-model features of the recipe's
 architecture (a dense layer whose weight table in the memory map is smaller than dense storage
 was stored sparse: its entry count follows from the table size; a conv's likewise), fits the per-kind model (non-negative least squares on relative error) and prints
 every layer's and every whole model's error, both fitted on all builds and with each build held
-out in turn. The Uno's model (targets/uno.yaml) was fitted on these 8 builds:
+out in turn. The Uno's model (targets/uno.yaml) was fitted on these 10 builds:
 
     for r in recipes/mnist_uno recipes/digits_uno recipes/mnist_mlp_uno bench/calibration/c24 \
-             bench/calibration/c6x12 bench/calibration/k3s2 bench/calibration/nopad bench/calibration/big; do
+             bench/calibration/c6x12 bench/calibration/k3s2 bench/calibration/nopad bench/calibration/big \
+             bench/calibration/c4x12 bench/calibration/u3x3; do
         edgebuild $r.yaml --build-dir build/calib-$(basename $r); done
     python bench/compress.py calibrate recipes/mnist_uno.yaml:build/calib-mnist_uno ...  (each RECIPE:DIR)
 """
@@ -47,6 +52,8 @@ LENET5 = [{"conv": {"out": 6, "kernel": 5, "pad": 2}}, {"relu": {}}, {"maxpool":
 TRAIN = {"epochs": 30, "batch_size": 32, "optimizer": "adam", "lr": 0.002, "weight_decay": 0.0005,
          "augment": {"shift": 1}, "seed": 0}
 FINETUNE = {"epochs": 8, "lr": 0.001, "seed": 0}
+# firmware flash budgets of the auto searches (the code is ~5 KB of them)
+FLASH_BUDGETS = [16384, 14336, 12288, 11264, 10240, 9216, 8704, 8192, 7680, 7168]
 COMBINED_FILTERS = 0.35         # "admm-f+magn.": ADMM filter pruning to this fraction, then magnitude
 
 
@@ -70,14 +77,14 @@ def _nonzero_weights(net) -> int:
     return int(sum(int((v != 0).sum()) for k, v in net.params().items() if k.endswith(".weight")))
 
 
-def _methods(quick: bool) -> int:
+def _methods(quick: bool, only: list[str] | None = None, flash: list[int] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     from edgebuild.compress.admm import admm_prune
     from edgebuild.compress.budget import Budget, Costing
     from edgebuild.compress.finetune import train
     from edgebuild.compress.prune import apply_masks, magnitude_masks, prunable_layers, prune_structured, widths
-    from edgebuild.compress.search import drop_and_error, search, within_limit
+    from edgebuild.compress.search import admm_polish, drop_and_error, search, within_limit
     from edgebuild.config import load_recipe
     from edgebuild.data import load_dataset
     from edgebuild.errors import BudgetError
@@ -120,12 +127,19 @@ def _methods(quick: bool) -> int:
 
     structured: dict = {}
 
-    def auto(flash):
+    searched: dict = {}
+
+    def auto(flash, admm=False):
         budget = Budget.from_recipe({"flash_bytes": flash, "max_accuracy_drop": 0.01}, target["memories"])
-        try:
-            return search(net, ds, costing, budget, epochs=10, lr=0.002, seed=0)[0].net
-        except BudgetError:
-            return None
+        if flash not in searched:
+            try:
+                searched[flash] = search(net, ds, costing, budget, epochs=10, lr=0.002, seed=0)[0]
+            except BudgetError:
+                searched[flash] = None
+        best = searched[flash]
+        if best is not None and admm:       # the same search's widths and densities, reached by ADMM
+            best = admm_polish(net, best, ds, costing, budget, epochs=10, lr=0.002, seed=0)
+        return best and best.net
 
     unstructured = [0.3, 0.2, 0.14, 0.1, 0.07, 0.05]
     sweeps = {
@@ -134,10 +148,13 @@ def _methods(quick: bool) -> int:
         "admm": (lambda r: fixed("admm", r), unstructured),
         "admm-filters": (lambda r: fixed("admm-filters", r), [0.5, 0.35, 0.25, 0.18]),
         "admm-f+magn.": (lambda r: fixed("combined", r), [0.5, 0.35, 0.25, 0.18, 0.13, 0.1]),
-        "auto-search": (auto, [16384, 14336, 12288, 11264, 10240, 9216, 8192, 7168]),
+        "auto-search": (auto, flash or FLASH_BUDGETS),
+        "auto+admm": (lambda f: auto(f, admm=True), flash or FLASH_BUDGETS),
     }
     rows = []
     for name, (make, settings) in sweeps.items():
+        if only and name not in only:
+            continue
         best = None
         for s in settings[:2] if quick else settings:
             t = time.perf_counter()
@@ -180,14 +197,16 @@ def _calibrate(pairs: list[str], only: list[str] | None = None) -> int:
     from edgebuild.compress.budget import net_graph
     from edgebuild.config import load_recipe
     from edgebuild.data import load_dataset
-    from edgebuild.compress.energy import fit_cycle_model, layer_costs, predict_cycles, sparse_conv_features
+    from edgebuild.compress.energy import (TABLE_BYTES_PER_CHANNEL, code_counts, fit_cycle_model, layer_costs, model_features,
+                                           predict_cycles, sparse_conv_features)
     from edgebuild.compress.lowering import lower
     from edgebuild.train import build_net
 
-    runs = {}
+    runs, features, code = {}, None, {}
     for pair in pairs:
         recipe, build = pair.split(":")
         spec = load_recipe(recipe)          # composed: dataset defaults filled in
+        features = features or model_features(spec["target"]["energy"])
         if spec["model"].get("zoo"):        # a generated reference network: its optimised graph
             import tempfile
 
@@ -207,6 +226,8 @@ def _calibrate(pairs: list[str], only: list[str] | None = None) -> int:
         stored = {m["name"]: m["nbytes"] for m in report["memory_map"] if m["kind"] == "weight"}
         for c in costs.values():        # weights the build stored sparse: entries from the table size
             nbytes = stored.get(f"{c.name}.weight")
+            if c.kind in ("dense", "conv") and nbytes is not None and nbytes < weights[c.name].size:
+                c.flash_bytes = nbytes + TABLE_BYTES_PER_CHANNEL * weights[c.name].shape[0]
             if c.kind == "dense" and nbytes is not None and nbytes < c.features["macs"]:
                 out = c.features["outputs"]
                 c.kind, c.features = "dense_sparse", {"entries": (nbytes - 2 * out) // 2, "outputs": out, "one": 1}
@@ -215,6 +236,10 @@ def _calibrate(pairs: list[str], only: list[str] | None = None) -> int:
                 w = weights[c.name]
                 nonzeros = (nbytes - w.shape[0] * w.shape[1]) // 2
                 c.kind, c.features = "conv_sparse", sparse_conv_features(c.features, nonzeros, w.shape[0])
+        # code bytes: the firmware's flash less the tables as the footprint estimates them
+        code[f"{spec['name']}@{Path(build).name}"] = (
+            code_counts(list(costs.values()), spec["target"]["energy"].get("code_bytes") or {}),
+            report["memory"]["flash_bytes"] - sum(c.flash_bytes for c in costs.values()))
         runs[f"{spec['name']}@{Path(build).name}"] = [(costs[l["name"]].kind, costs[l["name"]].features,
                                                        l["cycles"], l["name"]) for l in report["layers"]]
     # --only KIND=f1,f2: fit KIND on those features alone (another backend's kernels leave the
@@ -224,13 +249,13 @@ def _calibrate(pairs: list[str], only: list[str] | None = None) -> int:
         for i, (kind, feats, cycles, layer) in enumerate(v):
             if kind in keep:
                 v[i] = (kind, {n: x for n, x in feats.items() if n in keep[kind]}, cycles, layer)
-    model = fit_cycle_model([s[:3] for v in runs.values() for s in v])
+    model = fit_cycle_model([s[:3] for v in runs.values() for s in v], features)
     print("cycle_model fitted on all builds:\n  " + json.dumps(model))
     print(f"{'build':<28}{'layer':<8}{'measured':>12}{'fit (all)':>12}{'err':>8}{'held out':>12}{'err':>8}")
     worst = 0.0
     whole = []
     for name, layers in runs.items():
-        held = fit_cycle_model([s[:3] for k, v in runs.items() if k != name for s in v])
+        held = fit_cycle_model([s[:3] for k, v in runs.items() if k != name for s in v], features)
         measured = sum(m for _, _, m, _ in layers)
         whole.append((name, sum(predict_cycles(k, f, model) for k, f, _, _ in layers) / measured - 1,
                       sum(predict_cycles(k, f, held) for k, f, _, _ in layers) / measured - 1))
@@ -243,7 +268,24 @@ def _calibrate(pairs: list[str], only: list[str] | None = None) -> int:
     print(f"largest error of the all-builds fit: {100 * worst:.1f}%")
     print("whole models (all-builds fit, held out): " + ", ".join(f"{n} {100 * a:+.1f}% {100 * h:+.1f}%"
                                                               for n, a, h in whole))
+    _code_envelope(code)
     return 0
+
+
+def _code_envelope(code: dict[str, tuple[dict[str, int], int]]) -> None:
+    """Print the smallest energy.code_bytes (per term, non-negative) that bounds every build's
+    code from above (linear program: minimise the summed estimates, each >= its build's code)."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    names = sorted({k for counts, _ in code.values() for k in counts})
+    a = np.array([[counts.get(k, 0) for k in names] for counts, _ in code.values()], dtype=np.float64)
+    y = np.array([c for _, c in code.values()], dtype=np.float64)
+    res = linprog(a.sum(axis=0), A_ub=-a, b_ub=-y, bounds=[(0, None)] * len(names), method="highs")
+    x = np.ceil(res.x / 10) * 10          # round up to 10 B: still an upper bound
+    print("code_bytes upper envelope of these builds: " + json.dumps({k: int(v) for k, v in zip(names, x)}))
+    for (name, (counts, c)), est in zip(code.items(), a @ x):
+        print(f"  {name:<28} code {c:>6,.0f} B, estimate {est:>6,.0f} B ({100 * (est - c) / c:+.1f}%)")
 
 
 # conv layers (input shape, arch) measured by `kernels`: LeNet-5's and mnist_uno's two convs (from
@@ -294,8 +336,10 @@ def _measure_conv(shape, arch, density: float, work: Path) -> tuple[dict, float,
 def _kernels() -> int:
     import tempfile
 
-    from edgebuild.compress.energy import fit_cycle_model, predict_cycles
+    from edgebuild.compress.energy import fit_cycle_model, model_features, predict_cycles
+    from edgebuild.config import load_recipe
 
+    features = model_features(load_recipe(ROOT / "recipes" / "lenet5_uno.yaml")["target"]["energy"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (shape, arch) in enumerate(KERNEL_CASES):
@@ -303,15 +347,15 @@ def _kernels() -> int:
                 feats, cycles, _ = _measure_conv(shape, arch, d, Path(tmp) / f"{i}-{d}")
                 rows.append((f"case{i} d={d}", feats, cycles))
                 print(f"  case {i} density {d}: {feats['entries']:,} entries, {cycles:,.0f} cycles", flush=True)
-    model = fit_cycle_model([("conv_sparse", f, c) for _, f, c in rows])
+    model = fit_cycle_model([("conv_sparse", f, c) for _, f, c in rows], features)
     print("conv_sparse cycle model:\n  " + json.dumps(model["conv_sparse"]))
     worst = 0.0
     for name, f, c in rows:
-        held = fit_cycle_model([("conv_sparse", g, y) for n, g, y in rows if n != name])
+        held = fit_cycle_model([("conv_sparse", g, y) for n, g, y in rows if n != name], features)
         p, q = predict_cycles("conv_sparse", f, model), predict_cycles("conv_sparse", f, held)
         worst = max(worst, abs(p - c) / c)
         print(f"  {name:<14}{c:>12,.0f}{p:>12,.0f}{100 * (p - c) / c:>+7.1f}%  held out {100 * (q - c) / c:>+7.1f}%")
-    print(f"largest error of the fit: {100 * worst:.1f}%; cycles per entry {model['conv_sparse'].get('entries', 0):.1f}")
+    print(f"largest error of the fit: {100 * worst:.1f}%; cycles per entry {model['conv_sparse'].get('dot_entries', 0):.1f}")
     return 0
 
 
@@ -320,6 +364,9 @@ def main() -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("methods", help="per-method reduction at <= 1 point on LeNet-5")
     m.add_argument("--quick", action="store_true", help="two settings per method")
+    m.add_argument("--only", help="comma-separated methods to run (default: all)")
+    m.add_argument("--flash", help="comma-separated firmware flash budgets of the auto searches (default: "
+                                   + ",".join(map(str, FLASH_BUDGETS)) + ")")
     c = sub.add_parser("calibrate", help="fit the cycle model from builds")
     c.add_argument("pairs", nargs="+", help="RECIPE.yaml:BUILD_DIR")
     c.add_argument("--only", action="append", metavar="KIND=F1,F2", help="fit KIND on these features only")
@@ -327,7 +374,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.cmd == "kernels":
         return _kernels()
-    return _methods(args.quick) if args.cmd == "methods" else _calibrate(args.pairs, args.only)
+    if args.cmd == "methods":
+        return _methods(args.quick, args.only.split(",") if args.only else None,
+                        [int(f) for f in args.flash.split(",")] if args.flash else None)
+    return _calibrate(args.pairs, args.only)
 
 
 if __name__ == "__main__":

@@ -164,10 +164,12 @@ class Compression(_Strict):
     latency_ms: float | None = Field(None, gt=0, description="Latency budget per inference in milliseconds.")
     max_accuracy_drop: float = Field(0.01, ge=0, le=1, description="Largest accepted accuracy loss (0.01 = 1 point).")
     quantize: Quantize = Field(default_factory=Quantize)
-    method: Literal["auto", "l1", "magnitude", "admm", "admm-filters", "energy"] | None = Field(
+    method: Literal["auto", "auto-admm", "l1", "magnitude", "admm", "admm-filters", "energy"] | None = Field(
         None, description="Compression before quantisation. null: `auto` when a budget (flash_bytes, sram_bytes, "
                           "energy_uj, latency_ms) is set, else none (the model passes unchanged). auto: per-layer "
-                          "width search to the budgets; energy: prune the most energy-hungry layers first; l1: "
+                          "width and weight-density search to the budgets; auto-admm: auto, then its densities reached "
+                          "by ADMM instead of magnitude masks where that is more accurate; energy: prune the most "
+                          "energy-hungry layers first; l1: "
                           "keep `ratio` of every layer's filters/neurons by L1 norm; magnitude / admm: zero all "
                           "but `ratio` of each layer's weights (conv and dense layers below about 1/2 density "
                           "are then stored sparsely and read in place, so their flash falls); "

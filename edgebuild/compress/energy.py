@@ -23,9 +23,11 @@ import numpy as np
 
 # Features of each layer kind the cycle model may use (all counts per inference).
 FEATURES = {
-    # patch_* = border_* of the convs whose border windows go through the per-window patch on
-    # targets with energy.conv_pad_copy (AVR); the others read a zero-point-padded input copy of
-    # pad_bytes bytes (0 = none) and take the in-place dot product for every window
+    # macs / windows / window_channels / border_*: every conv output; dot_*: the windows the kernel
+    # computes (a fused pool's); patch_* = dot_border_* of the convs whose border windows go through
+    # the per-window patch on targets with energy.conv_pad_copy (AVR); the others read a
+    # zero-point-padded input copy of pad_bytes bytes (0 = none) and take the in-place dot product
+    # for every window
     # im2col_* / pool_macs / dw_macs: the Cortex-M4 kernels' work besides the MACs (codegen
     # arm_variant): windows and int16 column entries an "im2col" conv gathers (those of border
     # windows take the range-checked path), MACs it runs 1 column x 4 rows at a time (a fused
@@ -42,6 +44,14 @@ FEATURES = {
     "maxpool": ("taps", "outputs", "one"),
     "avgpool": ("taps", "outputs", "one"),
     "add": ("outputs", "one"),          # residual Add (two rescaled inputs, one requantisation)
+}
+# The AVR kernels' features (targets with energy.conv_pad_copy): counts of the windows computed, and
+# for a dense conv the patch path or the padded copy; a border window that reads the padded copy
+# costs as an interior one, so border_* describe no kernel there.
+PAD_COPY_FEATURES = {
+    "conv": ("dot_macs", "dot_windows", "dot_channels", "patch_windows", "patch_taps", "pad_bytes", "outputs", "one"),
+    "conv_sparse": ("dot_entries", "dot_windows", "dot_channels", "dot_border_windows", "dot_border_taps",
+                    "outputs"),
 }
 WEIGHTED = ("conv", "dense", "dense_sparse", "conv_sparse")
 # Flash bytes of the constant tables per output channel besides the int8 weights:
@@ -78,20 +88,41 @@ def _valid_taps(n: int, on: int, k: int, stride: int, dil: int, pad: int) -> np.
     return ((taps >= 0) & (taps < n)).sum(axis=1)
 
 
+def _computed(n: int, on: int, k: int, stride: int, pad: int) -> np.ndarray:
+    """Per conv output position along one axis: how many fused-pool windows (size k, output on)
+    compute it. The kernels evaluate every pool window's conv windows afresh, so an overlapped
+    one counts twice and one no pool window covers (the floor of an odd size) is never computed."""
+    start = np.arange(on) * stride - pad
+    idx = start[:, None] + np.arange(k)[None, :]
+    idx = idx[(idx >= 0) & (idx < n)]
+    return np.bincount(idx, minlength=n)[:n]
+
+
 def _conv_features(lay: dict) -> dict[str, float]:
+    """Cycle-model features of a dense conv. ``macs``, ``windows``, ``window_channels`` and
+    ``border_*`` count every conv output; ``dot_*`` and ``patch_*`` the windows the kernel computes:
+    with a fused MaxPool each pool window's conv windows (edgebuild.codegen kernels.c.j2 conv_main),
+    so an uncovered one never, an overlapped one twice."""
     a = lay["attrs"]
     cout, cin_g, kh, kw = (int(d) for d in lay["w"].shape)
     oh, ow = a.get("conv_out", lay["out_shape"][1:])
     h, w = lay["in_shapes"][0][1:]
     vy = _valid_taps(h, oh, kh, a["strides"][0], a["dilations"][0], a["pads"][0])
     vx = _valid_taps(w, ow, kw, a["strides"][1], a["dilations"][1], a["pads"][1])
+    my, mx = np.ones(oh, dtype=np.int64), np.ones(ow, dtype=np.int64)
+    if "pool" in a:
+        p, (ph, pw) = a["pool"], lay["out_shape"][1:]
+        my = _computed(oh, ph, p["kernel"][0], p["strides"][0], p["pads"][0])
+        mx = _computed(ow, pw, p["kernel"][1], p["strides"][1], p["pads"][1])
+    mult = np.outer(my, mx)                                      # times each conv window is computed
     border = ~((vy == kh)[:, None] & (vx == kw)[None, :])        # windows not fully inside
-    windows = cout * oh * ow
+    taps = np.outer(vy, vx) * border
     from edgebuild.codegen.generator import arm_variant, pad_copy_bytes
 
     pad = pad_copy_bytes(lay)
-    bw = cout * int(border.sum())
-    bt = cout * cin_g * int((np.outer(vy, vx) * border).sum())
+    windows, computed = cout * oh * ow, cout * int(mult.sum())
+    bw, dbw = cout * int(border.sum()), cout * int((mult * border).sum())
+    dbt = cout * cin_g * int((mult * taps).sum())
     variant = arm_variant(lay)
     # conv windows the im2col kernel gathers per group: each once, or once per fused-pool window
     gathered = oh * ow
@@ -108,18 +139,22 @@ def _conv_features(lay: dict) -> dict[str, float]:
             "pool_macs": gathered * cout * cin_g * kh * kw if im2col and "pool" in a else 0,
             "dw_macs": windows * kh * kw if variant == "dw3" else 0,
             "macs": windows * cin_g * kh * kw, "windows": windows, "window_channels": windows * cin_g,
-            "border_windows": bw, "border_taps": bt,
+            "border_windows": bw, "border_taps": cout * cin_g * int(taps.sum()),
             "border_rows": cout * cin_g * int((np.outer(vy, np.ones_like(vx)) * border).sum()),
-            "patch_windows": 0 if pad else bw, "patch_taps": 0 if pad else bt, "pad_bytes": pad,
+            "dot_macs": computed * cin_g * kh * kw, "dot_windows": computed, "dot_channels": computed * cin_g,
+            "dot_border_windows": dbw, "dot_border_taps": dbt,
+            "patch_windows": 0 if pad else dbw, "patch_taps": 0 if pad else dbt, "pad_bytes": pad,
             "outputs": int(np.prod(lay["out_shape"])), "one": 1}
 
 
 def sparse_conv_features(conv: dict[str, float], nonzeros: int, out_channels: int) -> dict[str, float]:
     """Features of a conv stored sparse, from its dense ``conv`` features and non-zero weight count
-    (every output channel's entries are walked once per window of that channel)."""
-    per_channel = conv["windows"] // out_channels
-    keep = ("windows", "window_channels", "border_windows", "border_taps", "border_rows", "outputs", "one")
-    return {"entries": nonzeros * per_channel, **{k: conv[k] for k in keep}}
+    (every output channel's entries are walked once per window of that channel: ``entries`` per
+    conv output, ``dot_entries`` per computed window). The sparse kernels make no padded copy."""
+    keep = ("windows", "window_channels", "border_windows", "border_taps", "border_rows", "dot_windows",
+            "dot_channels", "dot_border_windows", "dot_border_taps", "outputs", "one")
+    return {"entries": nonzeros * (conv["windows"] // out_channels),
+            "dot_entries": nonzeros * (conv["dot_windows"] // out_channels), **{k: conv[k] for k in keep}}
 
 
 def _features(lay: dict) -> dict[str, float]:
@@ -162,6 +197,22 @@ def _costs(layers: list[dict]) -> list[LayerCost]:
     return costs
 
 
+def code_counts(costs: list[LayerCost], code: dict) -> dict[str, int]:
+    """How many of each ``energy.code_bytes`` term the layers ``costs`` bring: "one" per firmware,
+    one per layer kind, and for a conv with border windows "conv" plus "conv_patch" where they take
+    the border patch path (on targets without conv_pad_copy every border is, if ``code`` lists
+    it) or else "conv_border"."""
+    counts = {"one": 1}
+    for c in costs:
+        kinds = [c.kind]
+        if c.kind == "conv" and c.features.get("border_windows"):
+            kinds.append("conv_patch" if c.features.get("patch_windows") and "conv_patch" in code
+                         else "conv_border")
+        for k in kinds:
+            counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
 def footprint(graph, energy: dict) -> dict:
     """Estimated whole-firmware flash and peak SRAM bytes of ``graph`` on a target.
 
@@ -183,12 +234,7 @@ def footprint(graph, energy: dict) -> dict:
         out_name = alias[out_name]
     costs = _costs(layers)
     code = energy.get("code_bytes") or {}
-    # a conv with border windows: "conv_patch" where they take the border patch path (on targets
-    # without conv_pad_copy every border is), else "conv_border"
-    kinds = [("conv_patch" if c.features.get("patch_windows") and "conv_patch" in code else "conv_border")
-             if c.kind == "conv" and c.features.get("border_windows") else c.kind for c in costs]
-    code_bytes = code.get("one", 0.0) + sum(
-        code.get(k, 0.0) + (code.get("conv", 0.0) if k in ("conv_border", "conv_patch") else 0.0) for k in kinds)
+    code_bytes = sum(code.get(k, 0.0) * n for k, n in code_counts(costs, code).items())
     acts = {}
     for i, lay in enumerate(layers):
         if lay["output"] != out_name:
@@ -257,16 +303,25 @@ def apply_energy(costs: list[LayerCost], energy: dict, f_cpu: int,
     return costs
 
 
-def fit_cycle_model(samples: list[tuple[str, dict[str, float], float]]) -> dict[str, dict[str, float]]:
+def model_features(energy: dict | None = None) -> dict[str, tuple[str, ...]]:
+    """The features the cycle model of a target with ``energy`` (its energy section) is fitted on."""
+    if (energy or {}).get("conv_pad_copy"):
+        return dict(FEATURES, **PAD_COPY_FEATURES)
+    return FEATURES
+
+
+def fit_cycle_model(samples: list[tuple[str, dict[str, float], float]],
+                    features: dict[str, tuple[str, ...]] | None = None) -> dict[str, dict[str, float]]:
     """Non-negative least-squares fit of the cycle model, minimising *relative* error per layer.
 
-    ``samples``: (kind, features, measured cycles). Returns kind -> feature -> coefficient for
-    the kinds present (those in FEATURES only).
+    ``samples``: (kind, features, measured cycles); ``features``: kind -> feature names (default
+    FEATURES; :func:`model_features` gives a target's). Returns kind -> feature -> coefficient for
+    the kinds present (those in ``features`` only).
     """
     from scipy.optimize import nnls
 
     model = {}
-    for kind, names in FEATURES.items():
+    for kind, names in (features or FEATURES).items():
         rows = [(f, y) for k, f, y in samples if k == kind]
         if not rows:
             continue

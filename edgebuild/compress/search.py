@@ -293,6 +293,27 @@ def search(net: Net, ds, costing: Costing, budget: Budget, *, epochs: int = 6, l
     return best, cands
 
 
+def admm_polish(net: Net, best: Candidate, ds, costing: Costing, budget: Budget, *, epochs: int = 6,
+                lr: float = 1e-3, seed: int = 0, rounds: int = 4, progress: Progress | None = None) -> Candidate:
+    """``best`` (a ``search`` result) with its weight densities reached by ADMM instead of
+    magnitude masks: ``net`` pruned to ``best.keep`` (L1), then ADMM-pruned (compress.admm,
+    unstructured) to ``best.density`` per layer, ``rounds`` rounds of 2 epochs, and retrained for
+    ``epochs`` with the mask. Returned when it meets every resource budget and is at least as
+    accurate on validation; otherwise ``best`` (so ADMM is used only where it helps)."""
+    from edgebuild.compress.admm import admm_prune
+
+    say = progress or (lambda _m: None)
+    if not best.density:
+        return best
+    tuned = admm_prune(prune_structured(net, best.keep), ds, dict(best.density), rounds=rounds, epochs_per_round=2,
+                       retrain_epochs=epochs, lr=lr, seed=seed, progress=progress)
+    figures, acc = costing.net_figures(tuned), evaluate(tuned, ds.x_val, ds.y_val)
+    say(f"ADMM to densities {best.density}: val accuracy {acc:.4f} (magnitude + fine-tune {best.val_accuracy:.4f})")
+    if budget.shortfalls(figures) or acc < best.val_accuracy:
+        return best
+    return Candidate(best.keep, figures, best.origin + "+admm", acc, tuned, best.density)
+
+
 def energy_prune(net: Net, ds, costing: Costing, budget: Budget, *, epochs: int = 6, lr: float = 1e-3,
                  seed: int = 0, progress: Progress | None = None) -> Candidate:
     """Energy-first structured pruning until every resource budget is met (see module doc)."""

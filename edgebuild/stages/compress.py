@@ -90,7 +90,7 @@ def _compress(ctx, method, spec, budget, costing, graph, net, src) -> dict:
     from edgebuild.compress.admm import admm_prune
     from edgebuild.compress.finetune import train
     from edgebuild.compress.prune import apply_masks, magnitude_masks, prune_structured, prunable_layers, widths
-    from edgebuild.compress.search import TOL, drop_and_error, energy_prune, search
+    from edgebuild.compress.search import TOL, admm_polish, drop_and_error, energy_prune, search
     from edgebuild.data import load_saved
     from edgebuild.errors import BudgetError
     from edgebuild.model import load, optimise
@@ -102,9 +102,12 @@ def _compress(ctx, method, spec, budget, costing, graph, net, src) -> dict:
     result: dict = {}
     # One BLAS thread: the same summation order, so the same weights, on every machine (see train).
     with threadpool_limits(limits=1):
-        if method == "auto":
+        if method in ("auto", "auto-admm"):
             best, cands = search(net, ds, costing, budget, progress=ctx.progress, **ft)
+            if method == "auto-admm":
+                best = admm_polish(net, best, ds, costing, budget, progress=ctx.progress, **ft)
             out, result["candidates"] = best.net, [c.summary() for c in cands]
+            result["chosen"] = best.origin
         elif method == "energy":
             out = energy_prune(net, ds, costing, budget, progress=ctx.progress, **ft).net
         elif method == "l1":

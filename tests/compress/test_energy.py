@@ -53,6 +53,30 @@ def test_features_match_hand_counts():
     assert c1.flash_bytes == 125 + 12 * 5 and d1.flash_bytes == 2520 + 12 * 10
 
 
+def _brute_computed(on, pk, ps):
+    """Conv windows per axis the fused-pool kernel computes, by walking each pool window."""
+    n = [0] * on
+    for p in range((on - pk) // ps + 1):
+        for i in range(p * ps, p * ps + pk):
+            n[i] += 1
+    return n
+
+
+@pytest.mark.parametrize("pk,ps", [(2, 2), (3, 2)])
+def test_window_features_count_the_windows_a_fused_pool_computes(pk, ps):
+    """7x7 input, 3x3 unpadded conv -> 5x5: a 2/2 pool covers 4x4 of the windows (one row and
+    column never computed), a 3/2 pool computes the middle row and column twice."""
+    net = build_net([{"conv": {"out": 3, "kernel": 3}}, {"relu": {}}, {"maxpool": {"kernel": pk, "stride": ps}},
+                     {"flatten": {}}, {"dense": {"out": 2}}], (2, 7, 7), seed=0)
+    c = layer_costs(net_graph(net))[0]
+    per_axis = _brute_computed(5, pk, ps)
+    windows = 3 * sum(per_axis) ** 2
+    assert c.features["macs"] == 3 * 25 * 2 * 9 and c.features["windows"] == 3 * 25   # nominal: every output
+    assert c.features["dot_windows"] == windows and c.features["dot_channels"] == 2 * windows
+    assert c.features["dot_macs"] == windows * 2 * 9
+    assert c.features["dot_border_windows"] == 0 and c.features["pad_bytes"] == 0
+
+
 def test_energy_is_power_times_time():
     net = build_net([{"flatten": {}}, {"dense": {"out": 4}}], (1, 4, 4), seed=0)
     costs = layer_costs(net_graph(net))
