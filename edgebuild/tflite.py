@@ -583,3 +583,25 @@ def to_qmodel(m: TFLiteModel, low: dict | None = None):
             "input_scale": s_in, "input_zero_point": zp_in, "output_scale": s_o, "output_zero_point": zp_o,
             "layers": qlayers, "notes": notes, "per_channel": True, "requant": "tflite", "source": "tflite"}
     return QModel(json_clean(meta), arrays)
+
+
+def keras_to_int8(keras_model, calibration: np.ndarray, path, samples: int = 200) -> Path:
+    """A full-integer .tflite (int8 in and out) of ``keras_model`` written to ``path`` by TensorFlow's
+    converter, with the first ``samples`` rows of ``calibration`` (NHWC float, one row per sample) as
+    its representative dataset: how a Keras user makes the file this module imports. Needs the
+    `tflite` extra (TensorFlow)."""
+    import tensorflow as tf
+
+    def representative():
+        for sample in calibration[:samples]:
+            yield [sample[None].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    path = Path(path)
+    path.write_bytes(conv.convert())
+    return path

@@ -119,21 +119,9 @@ def to_nhwc(x: np.ndarray) -> np.ndarray:
 
 def convert_int8(keras_model, calibration: np.ndarray, path: Path) -> Path:
     """Full-integer (int8 in and out) .tflite of ``keras_model``; ``calibration`` is NHWC float."""
-    import tensorflow as tf
+    from edgebuild.tflite import keras_to_int8
 
-    def representative():
-        for sample in calibration[:REPRESENTATIVE_SAMPLES]:
-            yield [sample[None].astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    path = Path(path)
-    path.write_bytes(conv.convert())
-    return path
+    return keras_to_int8(keras_model, calibration, path, samples=REPRESENTATIVE_SAMPLES)
 
 
 def io_details(tflite_path: Path) -> dict:

@@ -90,25 +90,16 @@ def convert(name: str, out_dir, seed: int = 0, samples: int = 64):
     """Write <name>_int8.tflite and <name>_float.tflite to ``out_dir``; returns their paths."""
     import tensorflow as tf
 
+    from edgebuild.tflite import keras_to_int8
+
     tf.keras.utils.set_random_seed(seed)
     model = NETS[name](tf)
     rng = np.random.default_rng(seed)
     calib = rng.standard_normal((samples, 1) + SHAPES[name]).astype(np.float32)
 
-    def rep():
-        for x in calib:
-            yield [x]
-
     paths = {}
     c = tf.lite.TFLiteConverter.from_keras_model(model)
     paths["float"] = out_dir / f"{name}_float.tflite"
     paths["float"].write_bytes(c.convert())
-    c = tf.lite.TFLiteConverter.from_keras_model(model)
-    c.optimizations = [tf.lite.Optimize.DEFAULT]
-    c.representative_dataset = rep
-    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    c.inference_input_type = tf.int8
-    c.inference_output_type = tf.int8
-    paths["int8"] = out_dir / f"{name}_int8.tflite"
-    paths["int8"].write_bytes(c.convert())
+    paths["int8"] = keras_to_int8(model, calib[:, 0], out_dir / f"{name}_int8.tflite", samples=samples)
     return paths
